@@ -1,0 +1,14 @@
+"""Helpers for the book *LeNet on MNIST, in Keras*.
+
+The notebooks hold the teaching code; this package holds the plumbing they
+share: loading and splitting MNIST (:mod:`lenet_utils.data`), the two LeNet
+models (:mod:`lenet_utils.models`), profiles, seeding and training
+(:mod:`lenet_utils.profile`, :mod:`lenet_utils.training`) and figures
+(:mod:`lenet_utils.plots`).
+"""
+
+from lenet_utils.errors import LenetError
+
+__version__ = "0.1.0"
+
+__all__ = ["LenetError", "__version__"]

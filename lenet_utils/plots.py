@@ -1,0 +1,150 @@
+"""Figures for the book.
+
+Every function builds a new :class:`matplotlib.figure.Figure` without pyplot,
+so it changes no global state and shows once when a notebook cell returns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix
+
+METRIC_LABELS = {"loss": "cross-entropy loss", "accuracy": "accuracy"}
+
+
+def plot_learning_curves(history: pd.DataFrame, title: str = "Learning curves") -> Figure:
+    """Training and validation loss and accuracy against the epoch.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        As returned by :func:`lenet_utils.training.fit`.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_learning_curves(history)  # doctest: +SKIP
+    """
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    for axes, metric in zip(figure.subplots(1, 2), METRIC_LABELS, strict=True):
+        axes.plot(history.index, history[metric], marker=".", label="training")
+        axes.plot(history.index, history[f"val_{metric}"], marker=".", label="validation")
+        axes.set(xlabel="epoch", ylabel=METRIC_LABELS[metric], title=METRIC_LABELS[metric])
+        axes.legend()
+        axes.grid(alpha=0.3)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_histories(
+    histories: Mapping[str, pd.DataFrame],
+    metrics: Sequence[str] = ("val_loss", "val_accuracy"),
+    title: str = "Runs compared",
+) -> Figure:
+    """Several runs' curves on one figure, one panel per metric.
+
+    Parameters
+    ----------
+    histories : mapping of str to pandas.DataFrame
+        Run name to history.
+    metrics : sequence of str
+        History columns to plot.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_histories({"baseline": h1, "dropout": h2})  # doctest: +SKIP
+    """
+    figure = Figure(figsize=(5 * len(metrics), 3.8), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(metrics)))
+    for axes, metric in zip(panels, metrics, strict=True):
+        for name, history in histories.items():
+            axes.plot(history.index, history[metric], marker=".", label=name)
+        kind = "validation " if metric.startswith("val_") else "training "
+        label = kind + METRIC_LABELS.get(metric.removeprefix("val_"), metric)
+        axes.set(xlabel="epoch", ylabel=label, title=label)
+        axes.legend()
+        axes.grid(alpha=0.3)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_digit_grid(
+    images: np.ndarray,
+    labels: Sequence[int],
+    predictions: Sequence[int] | None = None,
+    confidences: Sequence[float] | None = None,
+    columns: int = 10,
+    title: str = "Digits",
+) -> Figure:
+    """A grid of digits, each titled with its label (and the model's guess).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, 28, 28) or (n, 28, 28, 1)
+    labels : sequence of int
+        True labels.
+    predictions, confidences : sequence, optional
+        The predicted class and its probability, shown under the label.
+    columns : int
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_digit_grid(x_test[:20], y_test[:20])  # doctest: +SKIP
+    """
+    rows = -(-len(images) // columns)
+    figure = Figure(figsize=(1.2 * columns, 1.45 * rows + 0.5), layout="constrained")
+    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns, squeeze=False))):
+        axes.axis("off")
+        if index >= len(images):
+            continue
+        axes.imshow(np.squeeze(images[index]), cmap="gray_r", vmin=0)
+        caption = f"label {labels[index]}"
+        if predictions is not None:
+            caption += f"\npred {predictions[index]}"
+        if confidences is not None:
+            caption += f" ({confidences[index]:.0%})"
+        axes.set_title(caption, fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_confusion_matrix(
+    true_labels: Sequence[int], predicted_labels: Sequence[int],
+    title: str = "Confusion matrix",
+) -> Figure:
+    """A seaborn heatmap of counts: true class down, predicted class across.
+
+    The diagonal, nearly all of MNIST, is left blank so the errors stand out.
+
+    Examples
+    --------
+    >>> plot_confusion_matrix(y_test, predicted)  # doctest: +SKIP
+    """
+    counts = confusion_matrix(true_labels, predicted_labels)
+    off_diagonal = ~np.eye(len(counts), dtype=bool)
+    figure = Figure(figsize=(6.5, 5.5), layout="constrained")
+    axes = figure.subplots()
+    sns.heatmap(counts, mask=~off_diagonal, annot=True, fmt="d", cmap="Reds",
+                cbar_kws={"label": "test digits"}, ax=axes)
+    axes.set(xlabel="predicted digit", ylabel="true digit",
+             title=f"{title} (diagonal left blank)")
+    return figure

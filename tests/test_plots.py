@@ -1,0 +1,58 @@
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from lenet_utils import plots
+
+
+@pytest.fixture
+def history():
+    epochs = pd.RangeIndex(1, 4, name="epoch")
+    return pd.DataFrame({"loss": [1.0, 0.5, 0.3], "accuracy": [0.7, 0.85, 0.9],
+                         "val_loss": [1.1, 0.6, 0.5], "val_accuracy": [0.65, 0.8, 0.84]},
+                        index=epochs)
+
+
+def all_figures(history):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 200)
+    return [
+        plots.plot_learning_curves(history),
+        plots.plot_histories({"a": history, "b": history * 0.9}),
+        plots.plot_digit_grid(rng.random((12, 28, 28)), labels[:12], labels[:12],
+                              rng.random(12), columns=6),
+        plots.plot_confusion_matrix(labels, rng.integers(0, 10, 200)),
+    ]
+
+
+def test_figures_are_titled_and_labelled(history):
+    for figure in all_figures(history):
+        assert isinstance(figure, Figure)
+        assert figure.get_suptitle() or figure.axes[0].get_title()
+        plotted = [ax for ax in figure.axes if ax.get_xlabel()]
+        assert plotted or all(not ax.axison for ax in figure.axes)
+        for axes in plotted:
+            assert axes.get_ylabel()
+
+
+def test_curves_have_legends(history):
+    figure = plots.plot_learning_curves(history)
+    assert [ax.get_legend() is not None for ax in figure.axes] == [True, True]
+    np.testing.assert_array_equal(figure.axes[0].lines[1].get_ydata(), history["val_loss"])
+
+
+def test_no_global_state_changes(history):
+    plt.close("all")
+    before = dict(matplotlib.rcParams)
+    all_figures(history)
+    assert plt.get_fignums() == []
+    assert dict(matplotlib.rcParams) == before
+
+
+def test_confusion_matrix_counts():
+    figure = plots.plot_confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1])
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert texts == ["1", "0"]  # off-diagonal only: one 0 read as 1, no 1 read as 0

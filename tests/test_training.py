@@ -1,0 +1,86 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from lenet_utils import LenetError, training
+from lenet_utils.profile import get_profile
+
+
+@pytest.fixture(scope="module")
+def toy_data():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 8)
+    images = rng.random((80, 28, 28, 1), dtype=np.float32)
+    images[np.arange(80), labels, labels] = 3.0  # a learnable pixel per class
+    return (images[:60], labels[:60]), (images[60:], labels[60:])
+
+
+def quick_fit(config, toy_data):
+    model = config.build_model()
+    history = training.fit(model, *toy_data, epochs=config.epochs,
+                           batch_size=config.batch_size, seed=config.seed)
+    return model, history
+
+
+def test_same_seed_same_weights(toy_data):
+    config = training.TrainingConfig(epochs=2, batch_size=16, seed=7)
+    first, history = quick_fit(config, toy_data)
+    second, again = quick_fit(config, toy_data)
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(history, again)
+    other, _ = quick_fit(training.TrainingConfig(epochs=2, batch_size=16, seed=8), toy_data)
+    assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+def test_fit_prints_one_line_per_epoch(toy_data, capfd):
+    _, history = quick_fit(training.TrainingConfig(epochs=3, batch_size=16), toy_data)
+    lines = capfd.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("epoch   1/3  loss ")
+    assert all("\r" not in line and "step" not in line and len(line) < 100
+               for line in lines)
+    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert list(history.index) == [1, 2, 3]
+
+
+def test_train_or_load_reuses_the_identical_run(toy_data, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(epochs=2, batch_size=16)
+    model, history = training.train_or_load(config, *toy_data)
+    capfd.readouterr()
+    loaded, loaded_history = training.train_or_load(config, *toy_data)
+    assert "loaded the trained model from the cache" in capfd.readouterr().out
+    images = toy_data[1][0]
+    np.testing.assert_array_equal(model.predict(images, verbose=0),
+                                  loaded.predict(images, verbose=0))
+    pd.testing.assert_frame_equal(history, loaded_history, check_exact=False)
+    assert [p.name for p in tmp_path.iterdir()] == [training.cache_key(config, *toy_data)]
+
+
+def test_cache_key_depends_on_config_and_data(toy_data):
+    config = training.TrainingConfig()
+    key = training.cache_key(config, *toy_data)
+    assert key == training.cache_key(training.TrainingConfig(), *toy_data)
+    assert key != training.cache_key(training.TrainingConfig(seed=1), *toy_data)
+    (images, labels), validation = toy_data
+    assert key != training.cache_key(config, (images[:-1], labels[:-1]), validation)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"optimizer": "rmsprop"}, "optimizer='rmsprop' is unknown"),
+    ({"model": "alexnet"}, "model='alexnet' is unknown"),
+    ({"epochs": 0}, "epochs=0"),
+])
+def test_config_rejects_unknown_options(kwargs, message):
+    with pytest.raises(LenetError, match=message):
+        training.TrainingConfig(**kwargs)
+
+
+def test_run_record_names_profile_and_versions():
+    report = training.RunRecord(get_profile("quick")).report()
+    lines = report.splitlines()
+    assert lines[0] == "profile: quick"
+    assert lines[1].startswith("wall time: ") and lines[1].endswith(" s")
+    assert [line.split(":")[0] for line in lines[2:]] == [
+        "python", "tensorflow", "keras", "lenet_utils"]

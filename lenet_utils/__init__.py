@@ -7,7 +7,13 @@ models (:mod:`lenet_utils.models`), profiles, seeding and training
 (:mod:`lenet_utils.plots`).
 """
 
-from lenet_utils.errors import LenetError
+import os
+
+# Keep TensorFlow's C++ start-up notices (oneDNN, CPU features) out of stored
+# notebook outputs; a value the user set wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from lenet_utils.errors import LenetError  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from sklearn.metrics import confusion_matrix
 
 METRIC_LABELS = {"loss": "cross-entropy loss", "accuracy": "accuracy"}
@@ -148,3 +149,40 @@ def plot_confusion_matrix(
     axes.set(xlabel="predicted digit", ylabel="true digit",
              title=f"{title} (diagonal left blank)")
     return figure
+
+
+def plot_layer_diagram(model, title: str = "Architecture") -> Figure:
+    """A left-to-right block diagram: one box per layer with its output shape.
+
+    Box heights grow with the layer's spatial size, so the 28 -> 14 -> 7
+    shrinking is visible; layers without weights or pooling are skipped.
+
+    Examples
+    --------
+    >>> plot_layer_diagram(build_lenet())  # doctest: +SKIP
+    """
+    shown = [layer for layer in model.layers
+             if layer.weights or "Pool" in type(layer).__name__
+             or "Subsampling" in type(layer).__name__]
+    figure = Figure(figsize=(1.35 * len(shown) + 1, 3.2), layout="constrained")
+    axes = figure.subplots()
+    largest = max(_spatial_size(layer) for layer in shown)
+    for position, layer in enumerate(shown):
+        height = 0.25 + 0.75 * _spatial_size(layer) / largest
+        colour = "tab:blue" if layer.weights else "tab:gray"
+        axes.add_patch(Rectangle((position - 0.35, -height / 2), 0.7, height,
+                                 color=colour, alpha=0.35))
+        shape = "x".join(str(size) for size in layer.output.shape[1:])
+        axes.text(position, 0, f"{layer.name}\n{shape}", ha="center", va="center",
+                  fontsize=8)
+        if position:
+            axes.annotate("", (position - 0.37, 0), (position - 0.63, 0),
+                          arrowprops={"arrowstyle": "->"})
+    axes.set(xlim=(-0.6, len(shown) - 0.4), ylim=(-0.65, 0.65), title=title)
+    axes.axis("off")
+    return figure
+
+
+def _spatial_size(layer) -> int:
+    shape = layer.output.shape[1:]
+    return shape[0] if len(shape) == 3 else 1

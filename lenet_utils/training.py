@@ -151,6 +151,22 @@ def fit(
     return table
 
 
+def with_gaps(history: pd.DataFrame) -> pd.DataFrame:
+    """The history plus the two generalisation gaps of every epoch.
+
+    ``accuracy gap`` is training minus validation accuracy, ``loss gap`` is
+    validation minus training loss: both grow when a model overfits.
+
+    Examples
+    --------
+    >>> with_gaps(history).tail(1)  # doctest: +SKIP
+    """
+    return history.assign(**{
+        "accuracy gap": history["accuracy"] - history["val_accuracy"],
+        "loss gap": history["val_loss"] - history["loss"],
+    })
+
+
 def cache_key(config: TrainingConfig, train: Arrays, validation: Arrays) -> str:
     """A short hash of the configuration and the exact training data."""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
@@ -194,7 +210,8 @@ def train_or_load(
     key = cache_key(config, train, validation)
     folder = cache_dir() / key
     if (folder / "model.keras").is_file() and (folder / "history.csv").is_file():
-        print(f"loaded the trained model from the cache ({key}): {config}")
+        print(f"loaded the trained model from the cache ({key}): the same configuration "
+              "and data were trained before")
         history = pd.read_csv(folder / "history.csv", index_col="epoch")
         return keras.models.load_model(folder / "model.keras"), history
     model = config.build_model()

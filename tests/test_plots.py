@@ -56,3 +56,13 @@ def test_confusion_matrix_counts():
     figure = plots.plot_confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1])
     texts = [text.get_text() for text in figure.axes[0].texts]
     assert texts == ["1", "0"]  # off-diagonal only: one 0 read as 1, no 1 read as 0
+
+
+def test_layer_diagram_shows_every_weighted_and_pooling_layer():
+    from lenet_utils.models import build_lenet
+
+    figure = plots.plot_layer_diagram(build_lenet(), title="LeNet")
+    labels = [text.get_text().split("\n")[0] for text in figure.axes[0].texts
+              if text.get_text()]
+    assert labels == ["conv1", "pool1", "conv2", "pool2", "dense1", "output"]
+    assert figure.axes[0].get_title() == "LeNet"

@@ -84,3 +84,12 @@ def test_run_record_names_profile_and_versions():
     assert lines[1].startswith("wall time: ") and lines[1].endswith(" s")
     assert [line.split(":")[0] for line in lines[2:]] == [
         "python", "tensorflow", "keras", "lenet_utils"]
+
+
+def test_with_gaps():
+    history = pd.DataFrame({"loss": [0.5, 0.1], "accuracy": [0.8, 0.99],
+                            "val_loss": [0.6, 0.4], "val_accuracy": [0.78, 0.9]})
+    gaps = training.with_gaps(history)
+    np.testing.assert_allclose(gaps["accuracy gap"], [0.02, 0.09])
+    np.testing.assert_allclose(gaps["loss gap"], [0.1, 0.3])
+    assert "accuracy gap" not in history

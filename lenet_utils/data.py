@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from scipy import ndimage
 from sklearn.model_selection import train_test_split
 
 from lenet_utils.errors import LenetError
@@ -399,3 +400,57 @@ def make_dataset(
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def shift_images(images: np.ndarray, right: int, down: int) -> np.ndarray:
+    """Move every image ``right`` and ``down`` pixels, filling with background.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, height, width) or (n, height, width, 1)
+    right, down : int
+        Pixels to move; negative values move left and up.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype; pixels moved past the border are lost.
+
+    Examples
+    --------
+    >>> shift_images(np.eye(3)[None], 1, 0)[0]
+    array([[0., 1., 0.],
+           [0., 0., 1.],
+           [0., 0., 0.]])
+    """
+    moved = np.zeros_like(images)
+    height, width = images.shape[1:3]
+    rows_to = slice(max(down, 0), height + min(down, 0))
+    rows_from = slice(max(-down, 0), height + min(-down, 0))
+    cols_to = slice(max(right, 0), width + min(right, 0))
+    cols_from = slice(max(-right, 0), width + min(-right, 0))
+    moved[:, rows_to, cols_to] = images[:, rows_from, cols_from]
+    return moved
+
+
+def rotate_images(images: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate every image anticlockwise about its centre, filling with background.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, height, width) or (n, height, width, 1)
+    degrees : float
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype.
+
+    Examples
+    --------
+    >>> rotate_images(x_test, 15).shape == x_test.shape  # doctest: +SKIP
+    True
+    """
+    rotated = ndimage.rotate(images, degrees, axes=(2, 1), reshape=False, order=1,
+                             mode="constant", cval=0.0)
+    return rotated.astype(images.dtype)

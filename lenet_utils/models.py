@@ -29,6 +29,8 @@ def build_lenet(
     conv_dropout: float = 0.0,
     dense_dropout: float = 0.0,
     batch_norm: str | None = None,
+    augmentation: bool = False,
+    weight_decay: float = 0.0,
     name: str = "lenet",
 ) -> keras.Sequential:
     """The modern LeNet of the starting script, with optional regularisation.
@@ -50,6 +52,11 @@ def build_lenet(
     batch_norm : {None, "before", "after"}
         Batch normalization after each conv and the hidden dense layer,
         before or after its ReLU; None adds none.
+    augmentation : bool
+        Randomly shift (up to 10% of the size) and rotate (up to 10 degrees)
+        every training image; the layers do nothing at inference.
+    weight_decay : float
+        L2 penalty on every kernel, added to the loss (0 adds none).
     name : str
         The model's name.
 
@@ -61,7 +68,8 @@ def build_lenet(
     Raises
     ------
     LenetError
-        On an unknown ``batch_norm``, a rate outside [0, 1), or a bad shape.
+        On an unknown ``batch_norm``, a rate outside [0, 1), a negative
+        ``weight_decay``, or a bad shape.
 
     Examples
     --------
@@ -76,16 +84,29 @@ def build_lenet(
             f"batch_norm={batch_norm!r} is not an option; choose None, 'before' or "
             "'after' (the activation)."
         )
+    if weight_decay < 0:
+        raise LenetError(f"weight_decay={weight_decay} must be 0 or positive.")
+    decay = {"kernel_regularizer": keras.regularizers.L2(weight_decay)} if weight_decay else {}
     stack = [keras.Input(input_shape, name="image")]
-    stack += _relu_block(layers.Conv2D(20, 5, padding="same", name="conv1"), batch_norm)
+    stack += _augmentation_layers() if augmentation else []
+    stack += _relu_block(layers.Conv2D(20, 5, padding="same", name="conv1", **decay),
+                         batch_norm)
     stack += [layers.MaxPooling2D(2, name="pool1")] + _dropout(conv_dropout, "drop1")
-    stack += _relu_block(layers.Conv2D(50, 5, padding="same", name="conv2"), batch_norm)
+    stack += _relu_block(layers.Conv2D(50, 5, padding="same", name="conv2", **decay),
+                         batch_norm)
     stack += [layers.MaxPooling2D(2, name="pool2")] + _dropout(conv_dropout, "drop2")
     stack += [layers.Flatten(name="flatten")]
-    stack += _relu_block(layers.Dense(500, name="dense1"), batch_norm)
+    stack += _relu_block(layers.Dense(500, name="dense1", **decay), batch_norm)
     stack += _dropout(dense_dropout, "drop3")
-    stack += [layers.Dense(num_classes, activation="softmax", name="output")]
+    stack += [layers.Dense(num_classes, activation="softmax", name="output", **decay)]
     return keras.Sequential(stack, name=name)
+
+
+def _augmentation_layers() -> list[layers.Layer]:
+    return [
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="random_shift"),
+        layers.RandomRotation(10 / 360, fill_mode="constant", name="random_rotation"),
+    ]
 
 
 def _relu_block(layer: layers.Layer, batch_norm: str | None) -> list[layers.Layer]:

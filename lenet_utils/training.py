@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ import tensorflow as tf
 
 import lenet_utils
 from lenet_utils import models
-from lenet_utils.data import make_dataset
+from lenet_utils.data import Splits, make_dataset, stratified_subset
 from lenet_utils.errors import LenetError
 from lenet_utils.profile import Profile
 
@@ -56,8 +57,12 @@ class TrainingConfig:
     learning_rate : float
     batch_size : int
     epochs : int
+        The most epochs to train for.
     seed : int
-        Seeds the weights and the shuffling.
+        Seeds the weights, the shuffling, dropout and augmentation.
+    early_stopping : int or None
+        Stop when the validation loss has not improved for this many epochs,
+        and restore the best epoch's weights; None trains every epoch.
     """
 
     model: str = "lenet"
@@ -67,6 +72,7 @@ class TrainingConfig:
     batch_size: int = 128
     epochs: int = 20
     seed: int = 0
+    early_stopping: int | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
@@ -75,6 +81,9 @@ class TrainingConfig:
         if self.optimizer not in OPTIMIZERS:
             raise LenetError(f"optimizer={self.optimizer!r} is unknown; choose one of "
                              f"{', '.join(OPTIMIZERS)}.")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise LenetError(f"early_stopping={self.early_stopping} must be a positive "
+                             "number of epochs, or None.")
         if self.epochs < 1 or self.batch_size < 1:
             raise LenetError(f"epochs={self.epochs} and batch_size={self.batch_size} "
                              "must be positive integers.")
@@ -87,6 +96,25 @@ class TrainingConfig:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         return model
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """The callbacks the configuration asks for (early stopping)."""
+        if self.early_stopping is None:
+            return []
+        return [keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=self.early_stopping, restore_best_weights=True)]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The configuration with builder options equal to their defaults left out.
+
+        ``{"dense_dropout": 0.0}`` builds the same model as ``{}``, so both runs
+        share one cache entry.
+        """
+        defaults = {name: parameter.default for name, parameter in
+                    inspect.signature(MODEL_BUILDERS[self.model]).parameters.items()}
+        options = {name: value for name, value in sorted(self.model_options.items())
+                   if defaults.get(name, inspect.Parameter.empty) != value}
+        return {**dataclasses.asdict(self), "model_options": options}
 
 
 def _metric_order(name: str) -> tuple[bool, bool]:
@@ -151,6 +179,56 @@ def fit(
     return table
 
 
+def evaluate_gaps(
+    model: keras.Model, train: Arrays, validation: Arrays
+) -> dict[str, float]:
+    """Loss and accuracy on training and validation data, in inference mode.
+
+    Unlike the training metrics Keras logs, which are averaged over an epoch
+    with dropout active, both sides are measured the same way, by the
+    finished model.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``val_accuracy``, ``accuracy gap`` (their difference),
+        ``loss``, ``val_loss`` and ``loss gap`` (validation minus training).
+
+    Examples
+    --------
+    >>> evaluate_gaps(model, small_train, splits.validation)  # doctest: +SKIP
+    """
+    loss, accuracy = model.evaluate(*train, batch_size=1024, verbose=0)
+    val_loss, val_accuracy = model.evaluate(*validation, batch_size=1024, verbose=0)
+    return {"accuracy": accuracy, "val_accuracy": val_accuracy,
+            "accuracy gap": accuracy - val_accuracy,
+            "loss": loss, "val_loss": val_loss, "loss gap": val_loss - loss}
+
+
+def small_data_regime(
+    splits: Splits, profile: Profile, seed: int = 0
+) -> tuple[TrainingConfig, Arrays]:
+    """The overfitting regime chosen in chapter 4, used by the remedy chapters.
+
+    1,000 training images (100 per digit; 10 in the quick profile), Adam with
+    learning rate 0.001, batch 128, 40 epochs (capped by the profile).
+
+    Returns
+    -------
+    config : TrainingConfig
+    train : tuple of ndarray
+        The stratified training subset; validate on ``splits.validation``.
+
+    Examples
+    --------
+    >>> config, small_train = small_data_regime(splits, get_profile())  # doctest: +SKIP
+    """
+    train = stratified_subset(*splits.train, profile.choose(full=100, quick=10), seed=seed)
+    config = TrainingConfig(model="lenet", optimizer="adam", learning_rate=0.001,
+                            batch_size=128, epochs=profile.epochs(40), seed=seed)
+    return config, train
+
+
 def with_gaps(history: pd.DataFrame) -> pd.DataFrame:
     """The history plus the two generalisation gaps of every epoch.
 
@@ -169,7 +247,7 @@ def with_gaps(history: pd.DataFrame) -> pd.DataFrame:
 
 def cache_key(config: TrainingConfig, train: Arrays, validation: Arrays) -> str:
     """A short hash of the configuration and the exact training data."""
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(config.fingerprint(), sort_keys=True).encode())
     for array in (*train, *validation):
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
@@ -216,7 +294,8 @@ def train_or_load(
         return keras.models.load_model(folder / "model.keras"), history
     model = config.build_model()
     history = fit(model, train, validation, epochs=config.epochs,
-                  batch_size=config.batch_size, seed=config.seed)
+                  batch_size=config.batch_size, seed=config.seed,
+                  callbacks=config.callbacks())
     _save_atomically(folder, model, history, config)
     return model, history
 

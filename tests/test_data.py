@@ -219,3 +219,21 @@ def test_load_splits_quick_sizes(mnist_path):
     assert splits.x_val.shape == (50, 28, 28, 1)
     assert splits.x_test.shape == (100, 28, 28, 1)
     assert splits.x_train.dtype == np.float32 and splits.x_train.max() <= 1.0
+
+
+def test_shift_images_moves_and_fills_with_background():
+    image = np.zeros((1, 28, 28), np.float32)
+    image[0, 10, 10] = 1.0
+    moved = data.shift_images(image, right=3, down=-2)
+    assert moved[0, 8, 13] == 1.0 and moved.sum() == 1.0
+    assert data.shift_images(image, right=20, down=0).sum() == 0.0
+    np.testing.assert_array_equal(data.shift_images(image, 0, 0), image)
+
+
+def test_rotate_images_keeps_shape_and_turns_anticlockwise():
+    image = np.zeros((1, 28, 28, 1), np.float32)
+    image[0, 14, 20:26] = 1.0  # a bar to the right of the centre
+    rotated = data.rotate_images(image, 90)
+    assert rotated.shape == image.shape and rotated.dtype == image.dtype
+    rows, columns = np.nonzero(rotated[0, :, :, 0] > 0.5)
+    assert rows.max() < 14 and abs(columns.mean() - 14) < 1.5  # now above the centre

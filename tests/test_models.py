@@ -93,3 +93,27 @@ def test_lenet5_saves_and_loads(tmp_path):
     loaded = keras.models.load_model(tmp_path / "lenet5.keras")
     np.testing.assert_array_equal(model.predict(images, verbose=0),
                                   loaded.predict(images, verbose=0))
+
+
+def test_augmentation_is_active_only_in_training():
+    model = models.build_lenet(augmentation=True)
+    assert [layer.name for layer in model.layers[:2]] == ["random_shift", "random_rotation"]
+    assert model.count_params() == 1_256_080
+    images = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    plain = models.build_lenet()
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(model(images, training=False), plain(images, training=False),
+                               rtol=1e-6)
+    shift = model.get_layer("random_shift")
+    assert not np.allclose(shift(images, training=True), images)
+
+
+def test_weight_decay_adds_a_penalty_on_every_kernel():
+    model = models.build_lenet(weight_decay=0.001)
+    model(np.zeros((1, 28, 28, 1), "float32"))
+    assert len(model.losses) == 4
+    kernels = [model.get_layer(n).kernel for n in ["conv1", "conv2", "dense1", "output"]]
+    expected = 0.001 * sum(float(np.sum(np.square(k))) for k in kernels)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(LenetError, match="weight_decay=-1"):
+        models.build_lenet(weight_decay=-1)

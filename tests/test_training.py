@@ -93,3 +93,46 @@ def test_with_gaps():
     np.testing.assert_allclose(gaps["accuracy gap"], [0.02, 0.09])
     np.testing.assert_allclose(gaps["loss gap"], [0.1, 0.3])
     assert "accuracy gap" not in history
+
+
+def test_default_model_options_share_a_cache_key(toy_data):
+    explicit = training.TrainingConfig(model_options={"dense_dropout": 0.0})
+    assert training.cache_key(explicit, *toy_data) == training.cache_key(
+        training.TrainingConfig(), *toy_data)
+    dropout = training.TrainingConfig(model_options={"dense_dropout": 0.5})
+    assert training.cache_key(dropout, *toy_data) != training.cache_key(explicit, *toy_data)
+
+
+def test_early_stopping_restores_the_best_epoch(toy_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(optimizer="adam", learning_rate=0.05, epochs=30,
+                                     batch_size=16, early_stopping=2)
+    model, history = training.train_or_load(config, *toy_data)
+    assert len(history) < 30
+    best = history["val_loss"].min()
+    assert model.evaluate(*toy_data[1], verbose=0)[0] == pytest.approx(best, rel=1e-4)
+    with pytest.raises(LenetError, match="early_stopping=0"):
+        training.TrainingConfig(early_stopping=0)
+
+
+def test_evaluate_gaps_measures_both_sides_in_inference_mode(toy_data):
+    config = training.TrainingConfig(model_options={"dense_dropout": 0.5}, epochs=1,
+                                     batch_size=16)
+    model, _ = quick_fit(config, toy_data)
+    gaps = training.evaluate_gaps(model, *toy_data)
+    train_loss, train_accuracy = model.evaluate(*toy_data[0], verbose=0)
+    assert gaps["accuracy"] == pytest.approx(train_accuracy)
+    assert gaps["loss gap"] == pytest.approx(gaps["val_loss"] - train_loss)
+    assert gaps["accuracy gap"] == pytest.approx(gaps["accuracy"] - gaps["val_accuracy"])
+
+
+def test_small_data_regime_follows_the_profile(mnist_path):
+    from lenet_utils.data import load_splits
+
+    quick = get_profile("quick")
+    splits = load_splits(mnist_path, **quick.data_limits)
+    config, (images, labels) = training.small_data_regime(splits, quick, seed=0)
+    assert config.optimizer == "adam" and config.epochs == 2
+    assert np.bincount(labels).tolist() == [10] * 10
+    full_config, _ = training.small_data_regime(splits, get_profile("full"))
+    assert full_config.epochs == 40

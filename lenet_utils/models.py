@@ -29,6 +29,7 @@ def build_lenet(
     conv_dropout: float = 0.0,
     dense_dropout: float = 0.0,
     batch_norm: str | None = None,
+    batch_norm_momentum: float = 0.9,
     augmentation: bool = False,
     weight_decay: float = 0.0,
     name: str = "lenet",
@@ -52,6 +53,11 @@ def build_lenet(
     batch_norm : {None, "before", "after"}
         Batch normalization after each conv and the hidden dense layer,
         before or after its ReLU; None adds none.
+    batch_norm_momentum : float
+        Momentum of the moving statistics used at inference. Keras's default,
+        0.99, averages over the last few hundred steps; a small data set
+        trained for a few hundred steps in all needs a shorter memory, or the
+        moving statistics lag behind the weights (chapter 6 shows the failure).
     augmentation : bool
         Randomly shift (up to 10% of the size) and rotate (up to 10 degrees)
         every training image; the layers do nothing at inference.
@@ -84,19 +90,20 @@ def build_lenet(
             f"batch_norm={batch_norm!r} is not an option; choose None, 'before' or "
             "'after' (the activation)."
         )
+    if not 0.0 < batch_norm_momentum < 1.0:
+        raise LenetError(f"batch_norm_momentum={batch_norm_momentum} must be in (0, 1).")
     if weight_decay < 0:
         raise LenetError(f"weight_decay={weight_decay} must be 0 or positive.")
     decay = {"kernel_regularizer": keras.regularizers.L2(weight_decay)} if weight_decay else {}
     stack = [keras.Input(input_shape, name="image")]
     stack += _augmentation_layers() if augmentation else []
-    stack += _relu_block(layers.Conv2D(20, 5, padding="same", name="conv1", **decay),
-                         batch_norm)
+    norm = None if batch_norm is None else (batch_norm, batch_norm_momentum)
+    stack += _relu_block(layers.Conv2D(20, 5, padding="same", name="conv1", **decay), norm)
     stack += [layers.MaxPooling2D(2, name="pool1")] + _dropout(conv_dropout, "drop1")
-    stack += _relu_block(layers.Conv2D(50, 5, padding="same", name="conv2", **decay),
-                         batch_norm)
+    stack += _relu_block(layers.Conv2D(50, 5, padding="same", name="conv2", **decay), norm)
     stack += [layers.MaxPooling2D(2, name="pool2")] + _dropout(conv_dropout, "drop2")
     stack += [layers.Flatten(name="flatten")]
-    stack += _relu_block(layers.Dense(500, name="dense1", **decay), batch_norm)
+    stack += _relu_block(layers.Dense(500, name="dense1", **decay), norm)
     stack += _dropout(dense_dropout, "drop3")
     stack += [layers.Dense(num_classes, activation="softmax", name="output", **decay)]
     return keras.Sequential(stack, name=name)
@@ -109,12 +116,15 @@ def _augmentation_layers() -> list[layers.Layer]:
     ]
 
 
-def _relu_block(layer: layers.Layer, batch_norm: str | None) -> list[layers.Layer]:
+def _relu_block(
+    layer: layers.Layer, batch_norm: tuple[str, float] | None
+) -> list[layers.Layer]:
     relu = layers.ReLU(name=f"{layer.name}_relu")
     if batch_norm is None:
         return [layer, relu]
-    norm = layers.BatchNormalization(name=f"{layer.name}_bn")
-    return [layer, norm, relu] if batch_norm == "before" else [layer, relu, norm]
+    place, momentum = batch_norm
+    norm = layers.BatchNormalization(momentum=momentum, name=f"{layer.name}_bn")
+    return [layer, norm, relu] if place == "before" else [layer, relu, norm]
 
 
 def _dropout(rate: float, name: str) -> list[layers.Layer]:

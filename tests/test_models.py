@@ -117,3 +117,14 @@ def test_weight_decay_adds_a_penalty_on_every_kernel():
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-4)
     with pytest.raises(LenetError, match="weight_decay=-1"):
         models.build_lenet(weight_decay=-1)
+
+
+def test_batch_norm_momentum_reaches_every_normalization_layer():
+    model = models.build_lenet(batch_norm="after", batch_norm_momentum=0.99)
+    momenta = [layer.momentum for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization)]
+    assert momenta == [0.99, 0.99, 0.99]
+    default = models.build_lenet(batch_norm="before").get_layer("dense1_bn")
+    assert default.momentum == 0.9
+    with pytest.raises(LenetError, match="batch_norm_momentum=1.0"):
+        models.build_lenet(batch_norm="before", batch_norm_momentum=1.0)

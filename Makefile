@@ -48,6 +48,7 @@ notebooks: $(VENV)/.installed
 	rm -rf $(FULL_CACHE)
 	LENET_PROFILE=full LENET_CACHE_DIR=$(FULL_CACHE) \
 		$(BIN)/python tools/execute_notebooks.py notebooks/*.ipynb
+	$(BIN)/python tools/wall_times.py
 
 clean:
 	rm -rf _build

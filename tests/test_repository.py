@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -131,3 +132,13 @@ def test_dependencies_accept_what_colab_ships():
     for line in project["dependencies"]:
         requirement = Requirement(line)
         assert requirement.specifier.contains(colab[requirement.name]), line
+
+
+def test_how_to_run_lists_the_recorded_wall_times():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import wall_times
+    finally:
+        sys.path.pop(0)
+    page = (ROOT / "book" / "how-to-run.md").read_text()
+    assert wall_times.wall_time_table() in page, "run python tools/wall_times.py"

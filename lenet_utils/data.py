@@ -295,7 +295,7 @@ def stratified_subset(
 
 @dataclass(frozen=True)
 class Splits:
-    """Scaled train, validation and test arrays, ready for a model."""
+    """Train, validation and test arrays: scaled for a model, or raw uint8."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -328,8 +328,9 @@ def load_splits(
     train_per_class: int | None = None,
     validation_per_class: int | None = None,
     test_per_class: int | None = None,
+    scaled: bool = True,
 ) -> Splits:
-    """Load MNIST, scale it, split off validation, and optionally shrink it.
+    """Load MNIST, split off validation, optionally shrink it, and scale it.
 
     Parameters
     ----------
@@ -341,6 +342,9 @@ def load_splits(
         Examples held out of the 60,000 training images for validation.
     train_per_class, validation_per_class, test_per_class : int, optional
         Keep only this many examples per class (the quick profile's sizes).
+    scaled : bool
+        Scale the images to float32 in [0, 1] with a channel axis; False keeps
+        the raw uint8 arrays, for recipes that scale them their own way.
 
     Returns
     -------
@@ -359,6 +363,8 @@ def load_splits(
         for part, limit in zip(parts, limits, strict=True)
     ]
     (x_tr, y_tr), (x_val, y_val), (x_te, y_te) = parts
+    if not scaled:
+        return Splits(x_tr, y_tr, x_val, y_val, x_te, y_te)
     return Splits(
         scale_images(x_tr), y_tr, scale_images(x_val), y_val, scale_images(x_te), y_te
     )

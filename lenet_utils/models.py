@@ -105,7 +105,10 @@ def build_lenet(
     stack += [layers.Flatten(name="flatten")]
     stack += _relu_block(layers.Dense(500, name="dense1", **decay), norm)
     stack += _dropout(dense_dropout, "drop3")
-    stack += [layers.Dense(num_classes, activation="softmax", name="output", **decay)]
+    # float32 even under a mixed-precision policy: a softmax in bfloat16 rounds
+    # probabilities near 1, and the loss needs them exact.
+    stack += [layers.Dense(num_classes, activation="softmax", dtype="float32", name="output",
+                           **decay)]
     return keras.Sequential(stack, name=name)
 
 

@@ -135,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(run_worker(args)))
+        from lenet_utils import LenetError
+
+        try:
+            print(json.dumps(run_worker(args)))
+        except LenetError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         return 0
     forwarded = ["--target", str(args.target), "--starting-epochs", str(args.starting_epochs),
                  "--seed", str(args.seed), *(["--quick"] if args.quick else []),

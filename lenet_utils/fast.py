@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,10 @@ PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 # natively; without them TensorFlow emulates bfloat16, slower than float32.
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 EVALUATION_BATCH = 1024
+RESULTS_IN_CHECKOUT = (Path(__file__).resolve().parents[1]
+                       / "benchmarks" / "results" / "time_to_99.json")
+RESULTS_URL = ("https://raw.githubusercontent.com/lenet-book/lenet-book/main/"
+               "benchmarks/results/time_to_99.json")
 
 
 @dataclass(frozen=True)
@@ -465,3 +472,55 @@ def benchmark_table(rows: list[dict[str, Any]], target: float) -> pd.DataFrame:
         "test accuracy": [row["test_accuracy"] for row in rows],
     })
     return table.set_index("recipe")
+
+
+def load_benchmark_results(path: str | Path | None = None) -> dict[str, Any]:
+    """The stored full run of ``benchmarks/time_to_99.py``.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A results file written with ``--output``. By default the one in this
+        checkout, or, where the package was installed without the repository
+        (Colab), the one on GitHub.
+
+    Returns
+    -------
+    dict
+        ``target``, ``machine``, ``command`` and one ``rows`` entry per recipe.
+
+    Raises
+    ------
+    LenetError
+        If the file is missing or not a results file.
+    """
+    if path is None and not RESULTS_IN_CHECKOUT.exists():
+        return _parse_results(_download(RESULTS_URL), RESULTS_URL)
+    path = Path(path or RESULTS_IN_CHECKOUT)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise LenetError(f"Cannot read benchmark results {path}: {error.strerror}. Write them "
+                         "with: python benchmarks/time_to_99.py --output "
+                         f"{path}") from error
+    return _parse_results(text, str(path))
+
+
+def _download(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, TimeoutError) as error:
+        raise LenetError(f"Cannot download the benchmark results from {url} ({error}); "
+                         "run the notebook from a checkout of the repository.") from error
+
+
+def _parse_results(text: str, origin: str) -> dict[str, Any]:
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise LenetError(f"{origin} is not JSON ({error}).") from error
+    if not isinstance(results, dict) or not {"target", "rows", "machine"} <= results.keys():
+        raise LenetError(f"{origin} is not a results file of benchmarks/time_to_99.py "
+                         "(it needs target, rows and machine).")
+    return results

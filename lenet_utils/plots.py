@@ -83,6 +83,42 @@ def plot_histories(
     return figure
 
 
+
+def plot_accuracy_against_time(
+    histories: Mapping[str, pd.DataFrame], target: float, title: str = "Time to accuracy",
+) -> Figure:
+    """Validation accuracy against wall-clock seconds, one line per run.
+
+    Parameters
+    ----------
+    histories : mapping of str to pandas.DataFrame
+        Run name to a history with ``seconds`` and ``val_accuracy`` columns
+        (:attr:`lenet_utils.fast.TimedRun.history`).
+    target : float
+        Drawn as a horizontal line.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_accuracy_against_time({"fast": run.history}, 0.99)  # doctest: +SKIP
+    """
+    figure = Figure(figsize=(9, 4.2), layout="constrained")
+    axes = figure.subplots()
+    for name, history in histories.items():
+        axes.plot(history["seconds"], history["val_accuracy"], marker="o", label=name)
+    axes.axhline(target, color="black", linestyle="--", linewidth=1, label=f"{target:.1%}")
+    axes.set(xscale="log", xlabel="wall-clock seconds since the start (log scale)",
+             ylabel="validation accuracy", title=title)
+    lowest = min(history["val_accuracy"].min() for history in histories.values())
+    axes.set_ylim(lowest - 0.005, 1.0)
+    axes.legend(fontsize="small", loc="lower right")
+    axes.grid(alpha=0.3, which="both")
+    return figure
+
 def plot_digit_grid(
     images: np.ndarray,
     labels: Sequence[int],

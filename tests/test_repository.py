@@ -142,3 +142,14 @@ def test_how_to_run_lists_the_recorded_wall_times():
         sys.path.pop(0)
     page = (ROOT / "book" / "how-to-run.md").read_text()
     assert wall_times.wall_time_table() in page, "run python tools/wall_times.py"
+
+
+def test_benchmark_results_url_points_into_the_configured_repository():
+    from lenet_utils import fast
+
+    owner_and_name = REPOSITORY_URL.removeprefix("https://github.com/").strip("/")
+    branch = CONFIG["repository"].get("branch", "main")
+    relative = fast.RESULTS_IN_CHECKOUT.relative_to(ROOT).as_posix()
+    expected = f"https://raw.githubusercontent.com/{owner_and_name}/{branch}/{relative}"
+    assert expected == fast.RESULTS_URL
+    assert relative == "benchmarks/results/time_to_99.json"

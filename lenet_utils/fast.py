@@ -396,13 +396,25 @@ def time_to_accuracy(
     validation = model_inputs(recipe, *raw.validation, training=False)
     model = build_model(recipe, math.ceil(len(raw.y_train) / recipe.batch_size))
     timer = StopAtAccuracy(target, started)
-    model.fit(**train, validation_data=_as_validation_data(validation), epochs=recipe.epochs,
-              verbose=0, callbacks=[timer])
-    test_accuracy = model.evaluate(**model_inputs(recipe, *raw.test, training=False),
-                                   verbose=0)[1]
+    with _quiet_tensorflow_warnings():  # every run traces its new model; TF warns about it
+        model.fit(**train, validation_data=_as_validation_data(validation),
+                  epochs=recipe.epochs, shuffle="y" in train, verbose=0, callbacks=[timer])
+        test_accuracy = model.evaluate(**model_inputs(recipe, *raw.test, training=False),
+                                       verbose=0)[1]
     return TimedRun(recipe, recipe.resolved_precision, target,
                     pd.DataFrame(timer.rows).set_index("epoch"), len(raw.y_train),
                     float(test_accuracy))
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_warnings() -> Iterator[None]:
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _as_validation_data(inputs: dict[str, Any]) -> Any:

@@ -480,6 +480,7 @@ def benchmark_table(rows: list[dict[str, Any]], target: float) -> pd.DataFrame:
         "seconds trained": [row["seconds"] for row in rows],
         "epochs": [row["epochs"] for row in rows],
         "images/s": [row["images_per_second"] for row in rows],
+        "best val accuracy": [row["best_val_accuracy"] for row in rows],
         "peak RSS (MB)": [row["peak_rss_mb"] for row in rows],
         "test accuracy": [row["test_accuracy"] for row in rows],
     })

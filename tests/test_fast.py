@@ -143,7 +143,8 @@ def test_training_flops_of_the_modern_lenet():
 
 def row(seconds, reached, epochs=3):
     return {"recipe": "r", "reached": reached, "seconds": seconds, "epochs": epochs,
-            "images_per_second": 1000, "peak_rss_mb": 900, "test_accuracy": 0.99}
+            "images_per_second": 1000, "best_val_accuracy": 0.99, "peak_rss_mb": 900,
+            "test_accuracy": 0.99}
 
 
 def test_speedup_is_a_lower_bound_when_only_the_slow_run_hit_its_cap():

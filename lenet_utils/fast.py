@@ -121,7 +121,7 @@ STARTING_RECIPE = Recipe(
 )
 FAST_RECIPE = Recipe(
     "fast recipe", pipeline="tf_data", optimizer="adam", learning_rate=3e-3,
-    schedule="one_cycle", batch_size=512, epochs=5, precision="auto",
+    schedule="one_cycle", batch_size=256, epochs=3, precision="auto",
 )
 
 

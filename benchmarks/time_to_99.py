@@ -9,7 +9,7 @@ table and the speed-up (a)/(b).
 
 Examples
 --------
-    python benchmarks/time_to_99.py                 # the full run (about 15 min on 2 cores)
+    python benchmarks/time_to_99.py                 # the full run (about 18 min on 2 cores)
     python benchmarks/time_to_99.py --quick         # a capped check (under a minute)
     python benchmarks/time_to_99.py --output benchmarks/results/time_to_99.json
 """

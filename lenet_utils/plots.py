@@ -83,7 +83,6 @@ def plot_histories(
     return figure
 
 
-
 def plot_accuracy_against_time(
     histories: Mapping[str, pd.DataFrame], target: float, title: str = "Time to accuracy",
 ) -> Figure:
@@ -118,6 +117,7 @@ def plot_accuracy_against_time(
     axes.legend(fontsize="small", loc="lower right")
     axes.grid(alpha=0.3, which="both")
     return figure
+
 
 def plot_digit_grid(
     images: np.ndarray,

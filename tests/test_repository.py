@@ -121,13 +121,15 @@ print(notebook.cells[1].outputs[0]["text"], end="")
 """
 
 
-def test_a_non_editable_install_runs_chapter_10_offline_outside_the_checkout(tmp_path):
+def test_a_non_editable_install_runs_chapter_10_offline_outside_the_checkout(tmp_path,
+                                                                          mnist_path):
     """pip install (no -e) into a fresh venv, then chapter 10 in the quick profile.
 
     TensorFlow and the rest come from this environment through a .pth file, so
     nothing is downloaded but the build backend pip needs to build the package.
     The chapter runs in an empty folder with every HTTP(S) request sent to a
-    closed port: the benchmark results must come from the installed package.
+    closed port: the benchmark results must come from the installed package, and
+    MNIST from LENET_MNIST_PATH (the test is skipped without it).
     """
     environment = tmp_path / "env"
     venv.create(environment, with_pip=True)

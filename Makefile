@@ -7,7 +7,7 @@ BUILD_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
 NBVAL_CACHE := _build/nbval-model-cache
 FULL_CACHE := _build/full-model-cache
 
-.PHONY: install book test lint unit nbval browser notebooks clean
+.PHONY: install book test lint unit nbval browser notebooks test-matrix clean
 
 install: $(VENV)/.installed tools/node_modules/.installed
 
@@ -49,6 +49,12 @@ notebooks: $(VENV)/.installed
 	LENET_PROFILE=full LENET_CACHE_DIR=$(FULL_CACHE) \
 		$(BIN)/python tools/execute_notebooks.py notebooks/*.ipynb
 	$(BIN)/python tools/wall_times.py
+
+## test-matrix: unit tests and every notebook (quick profile) in three virtual
+## environments under _build/matrix: the lowest versions pyproject.toml declares, the
+## versions Colab ships, and the newest releases (tools/test_matrix.py; about 1-2 GB each)
+test-matrix: tools/node_modules/.installed
+	$(PYTHON) tools/test_matrix.py
 
 clean:
 	rm -rf _build

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from sklearn.metrics import confusion_matrix
@@ -92,7 +93,7 @@ def plot_accuracy_against_time(
     ----------
     histories : mapping of str to pandas.DataFrame
         Run name to a history with ``seconds`` and ``val_accuracy`` columns
-        (:attr:`lenet_utils.fast.TimedRun.history`).
+        (:attr:`lenet_utils.benchmark.TimedRun.history`).
     target : float
         Drawn as a horizontal line.
     title : str
@@ -112,6 +113,10 @@ def plot_accuracy_against_time(
     axes.axhline(target, color="black", linestyle="--", linewidth=1, label=f"{target:.1%}")
     axes.set(xscale="log", xlabel="wall-clock seconds since the start (log scale)",
              ylabel="validation accuracy", title=title)
+    # Plain seconds at 1, 2 and 5 of every decade, not 2x10^1 on minor ticks.
+    axes.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda seconds, _: f"{seconds:g}"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
     lowest = min(history["val_accuracy"].min() for history in histories.values())
     axes.set_ylim(lowest - 0.005, 1.0)
     axes.legend(fontsize="small", loc="lower right")

@@ -25,6 +25,7 @@ import tensorflow as tf
 import lenet_utils
 from lenet_utils import models
 from lenet_utils.data import Splits, make_dataset, stratified_subset
+from lenet_utils.device import PRECISIONS, device_name, dtype_policy, gpus, resolve_precision
 from lenet_utils.errors import LenetError
 from lenet_utils.profile import Profile
 from lenet_utils.schedules import SCHEDULES
@@ -32,23 +33,55 @@ from lenet_utils.schedules import SCHEDULES
 CACHE_VARIABLE = "LENET_CACHE_DIR"
 MODEL_BUILDERS = {"lenet": models.build_lenet, "lenet5": models.build_lenet5}
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
-LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy"}
+LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+          "categorical_crossentropy": "categorical_crossentropy"}
+# Losses that take one-hot labels, which only the "numpy_float64" pipeline makes.
+ONE_HOT_LOSSES = ("categorical_crossentropy",)
 VALIDATION_MODES = ("every_epoch", "at_end")
+PIPELINES = ("tf_data", "numpy_float64")
+# Attributes added after the cache key first held the whole configuration:
+# at these values they are left out of the key, so earlier entries stay valid.
+_KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data"}
 EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
 # Images and seconds of every fit in this process, for the run record's throughput.
 _TRAINING_TALLY = {"images": 0, "seconds": 0.0}
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy, Keras and TensorFlow, and make TF ops deterministic.
+def set_seed(seed: int, *, deterministic_ops: bool | None = None) -> None:
+    """Seed Python, NumPy, Keras and TensorFlow; on a CPU, make TF ops deterministic.
+
+    On a CPU the same seed gives bit-identical weights, metrics and
+    predictions on the same machine and versions. (Another CPU may differ in
+    the last bits: oneDNN picks its kernels by the instructions a CPU has.)
+
+    On a GPU the seed fixes the initial weights, the order of the batches,
+    the dropout masks and the augmentation draws, but the training
+    arithmetic is not bit-identical from run to run: cuDNN's fast kernels for
+    convolutions and their gradients, and reductions that add with atomic
+    operations, sum in a varying order. The differences start in the last
+    bits and grow as training goes on, so two runs with one seed end with
+    close but not equal metrics. TensorFlow's op determinism would make them
+    equal, but it raises an error, at training time, for any op without a
+    deterministic GPU kernel, and it slows cuDNN down; so it is left off on
+    a GPU unless asked for.
+
+    Parameters
+    ----------
+    seed : int
+    deterministic_ops : bool, optional
+        Call ``tf.config.experimental.enable_op_determinism()``. By default
+        True without a GPU and False with one.
 
     Examples
     --------
     >>> set_seed(0)
     """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops is None:
+        deterministic_ops = not gpus()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,19 @@ class TrainingConfig:
         Evaluate the validation set after every epoch (for learning curves)
         or only after the last one, which is cheaper when nobody plots the
         curves. Early stopping needs ``"every_epoch"``.
+    precision : {"float32", "mixed_bfloat16", "auto"}
+        ``"mixed_bfloat16"`` computes in bfloat16 and keeps the weights (and
+        LeNet's softmax) in float32; ``"auto"`` picks it only where the
+        device computes bfloat16 natively
+        (:func:`lenet_utils.device.resolve_precision`).
+    pipeline : {"tf_data", "numpy_float64"}
+        How raw uint8 images reach ``fit`` in
+        :func:`lenet_utils.benchmark.time_to_accuracy`: ``"tf_data"`` scales
+        each batch to float32 in a ``tf.data`` pipeline; ``"numpy_float64"``
+        is the starting script's way, NumPy arrays scaled with
+        ``astype("float") / 255.0`` (float64) and one-hot labels, which need
+        ``loss="categorical_crossentropy"``. :func:`train_or_load` takes
+        scaled arrays and always feeds them through ``tf.data``.
     """
 
     model: str = "lenet"
@@ -93,13 +139,16 @@ class TrainingConfig:
     schedule: str = "constant"
     loss: str = "sparse_categorical_crossentropy"
     validate: str = "every_epoch"
+    precision: str = "float32"
+    pipeline: str = "tf_data"
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
             raise LenetError(f"model={self.model!r} is unknown; choose one of "
                              f"{', '.join(MODEL_BUILDERS)}.")
         for attribute, options in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                                   ("loss", LOSSES), ("validate", VALIDATION_MODES)]:
+                                   ("loss", LOSSES), ("validate", VALIDATION_MODES),
+                                   ("precision", PRECISIONS), ("pipeline", PIPELINES)]:
             if getattr(self, attribute) not in options:
                 raise LenetError(f"{attribute}={getattr(self, attribute)!r} is unknown; "
                                  f"choose one of {', '.join(options)}.")
@@ -112,6 +161,17 @@ class TrainingConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise LenetError(f"epochs={self.epochs} and batch_size={self.batch_size} "
                              "must be positive integers.")
+        if not self.learning_rate > 0:
+            raise LenetError(f"learning_rate={self.learning_rate} must be positive.")
+        if (self.loss in ONE_HOT_LOSSES) != (self.pipeline == "numpy_float64"):
+            raise LenetError(f"loss={self.loss!r} does not fit pipeline={self.pipeline!r}: "
+                             "only the 'numpy_float64' pipeline makes one-hot labels, and "
+                             f"it needs a loss among {', '.join(ONE_HOT_LOSSES)}.")
+
+    @property
+    def resolved_precision(self) -> str:
+        """``precision``, with ``"auto"`` decided for this machine."""
+        return resolve_precision(self.precision)
 
     def build_model(self, steps_per_epoch: int = 1) -> keras.Model:
         """Seed, build and compile the configured model.
@@ -122,7 +182,8 @@ class TrainingConfig:
             Batches per epoch, which schedules that span the run need.
         """
         set_seed(self.seed)
-        model = MODEL_BUILDERS[self.model](**self.model_options)
+        with dtype_policy(self.resolved_precision):
+            model = MODEL_BUILDERS[self.model](**self.model_options)
         rate = SCHEDULES[self.schedule](self.learning_rate, steps_per_epoch, self.epochs)
         model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate),
                       loss=LOSSES[self.loss], metrics=["accuracy"])
@@ -149,13 +210,19 @@ class TrainingConfig:
         """The configuration with builder options equal to their defaults left out.
 
         ``{"dense_dropout": 0.0}`` builds the same model as ``{}``, so both runs
-        share one cache entry.
+        share one cache entry. ``precision="auto"`` is keyed as the precision
+        it resolves to on this machine.
         """
         defaults = {name: parameter.default for name, parameter in
                     inspect.signature(MODEL_BUILDERS[self.model]).parameters.items()}
         options = {name: value for name, value in sorted(self.model_options.items())
                    if defaults.get(name, inspect.Parameter.empty) != value}
-        return {**dataclasses.asdict(self), "model_options": options}
+        fingerprint = {**dataclasses.asdict(self), "model_options": options,
+                       "precision": self.resolved_precision}
+        for name, value in _KEYED_UNLESS.items():
+            if fingerprint[name] == value:
+                del fingerprint[name]
+        return fingerprint
 
 
 def starting_recipe(profile: Profile, seed: int = 0) -> TrainingConfig:
@@ -252,10 +319,23 @@ def fit(
     table = table[sorted(table, key=_metric_order)]
     table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
     images = len(table) * len(train[1])
-    _TRAINING_TALLY["images"] += images
-    _TRAINING_TALLY["seconds"] += seconds
+    count_training(images, seconds)
     print(_summary_line(table, images, seconds))
     return table
+
+
+def count_training(images: int, seconds: float) -> None:
+    """Add a training run to the throughput that :class:`RunRecord` reports.
+
+    :func:`fit` counts its runs; code that calls ``model.fit`` itself (the
+    benchmark's timed runs) counts them here.
+
+    Examples
+    --------
+    >>> count_training(54_000, 17.5)
+    """
+    _TRAINING_TALLY["images"] += images
+    _TRAINING_TALLY["seconds"] += seconds
 
 
 def _summary_line(history: pd.DataFrame, images: int, seconds: float) -> str:
@@ -398,6 +478,10 @@ def train_or_load(
     >>> model, history = train_or_load(TrainingConfig(), splits.train,
     ...                                splits.validation)  # doctest: +SKIP
     """
+    if config.pipeline != "tf_data":
+        raise LenetError(f"pipeline={config.pipeline!r} feeds raw images the starting "
+                         "script's way, which only benchmark.time_to_accuracy does; "
+                         "train_or_load takes scaled arrays: use pipeline='tf_data'.")
     key = cache_key(config, train, validation)
     folder = cache_dir() / key
     if folder.exists():
@@ -439,26 +523,6 @@ def _save_atomically(
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def device_name() -> str:
-    """The GPU TensorFlow trains on, or else the CPU's model name.
-
-    Examples
-    --------
-    >>> isinstance(device_name(), str)
-    True
-    """
-    for gpu in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(gpu)
-        return f"GPU: {details.get('device_name', gpu.name)}"
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return f"CPU: {platform.processor() or platform.machine()}"
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-             if line.startswith("model name")]
-    return f"CPU: {names[0] if names else platform.machine()}, {os.cpu_count()} cores"
 
 
 @dataclass

@@ -30,6 +30,7 @@ from keras import layers
 from lenet_utils.data import Splits
 from lenet_utils.errors import LenetError
 from lenet_utils.models import build_lenet
+from lenet_utils.schedules import OneCycle
 from lenet_utils.training import OPTIMIZERS, set_seed
 
 PIPELINES = ("numpy_float64", "tf_data")
@@ -162,48 +163,6 @@ def dtype_policy(name: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-@keras.saving.register_keras_serializable(package="lenet_utils")
-class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-    """Warm up linearly to a peak learning rate, then anneal to zero on a cosine.
-
-    Starts at ``peak / 25``, reaches ``peak`` after ``warmup_fraction`` of the
-    steps, and ends at zero on the last step: large steps once the weights
-    have left their random start, small ones to settle at the end.
-
-    Parameters
-    ----------
-    peak : float
-    total_steps : int
-    warmup_fraction : float
-
-    Examples
-    --------
-    >>> schedule = OneCycle(peak=3e-3, total_steps=100)
-    >>> round(float(schedule(25)), 6)
-    0.003
-    """
-
-    def __init__(self, peak: float, total_steps: int, warmup_fraction: float = 0.25) -> None:
-        if total_steps < 2 or not 0 < warmup_fraction < 1:
-            raise LenetError(f"OneCycle needs total_steps >= 2 (got {total_steps}) and "
-                             f"warmup_fraction in (0, 1) (got {warmup_fraction}).")
-        self.peak = peak
-        self.total_steps = total_steps
-        self.warmup_fraction = warmup_fraction
-
-    def __call__(self, step: Any) -> tf.Tensor:
-        step = tf.cast(step, tf.float32)
-        warmup = max(1.0, round(self.total_steps * self.warmup_fraction))
-        rising = self.peak / 25 + (self.peak - self.peak / 25) * step / warmup
-        progress = tf.minimum((step - warmup) / (self.total_steps - 1 - warmup), 1.0)
-        falling = self.peak * 0.5 * (1 + tf.cos(math.pi * progress))
-        return tf.where(step < warmup, rising, falling)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"peak": self.peak, "total_steps": self.total_steps,
-                "warmup_fraction": self.warmup_fraction}
 
 
 def build_model(recipe: Recipe, steps_per_epoch: int) -> keras.Model:

@@ -115,10 +115,12 @@ def test_the_checkout_installs_into_a_fresh_virtual_environment(tmp_path):
     assert install.returncode == 0, install.stderr
     check = "import lenet_utils, importlib.util as u; print(lenet_utils.__version__); " \
             "print(all(u.find_spec(f'lenet_utils.{m}') for m in " \
-            "['data', 'models', 'profile', 'training', 'fast', 'plots']))"
+            "['data', 'models', 'profile', 'schedules', 'training', 'fast', 'plots']))"
     result = subprocess.run([python, "-c", check], capture_output=True, text=True,
                             cwd=tmp_path)
-    assert result.stdout.split() == ["0.1.0", "True"], result.stderr
+    import lenet_utils
+
+    assert result.stdout.split() == [lenet_utils.__version__, "True"], result.stderr
 
 
 def test_dependencies_accept_what_colab_ships():

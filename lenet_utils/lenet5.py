@@ -724,3 +724,19 @@ class CurvatureEstimate(keras.callbacks.Callback):
                             replace=False)
         curvatures = diagonal_curvature(self.model, self.images[np.sort(chosen)])
         optimizer.set_curvature(self.model.trainable_variables, curvatures)
+
+
+def paper_steps(
+    learning_rate: float, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.schedules.PiecewiseConstantDecay:
+    """:func:`paper_schedule` starting at ``learning_rate``, for ``TrainingConfig``.
+
+    The paper's shape (2, 3, 3, 4 passes, then the rest) scaled so that its
+    first value is ``learning_rate``; 0.0005 gives the paper's values.
+
+    Examples
+    --------
+    >>> float(paper_steps(5e-4, steps_per_epoch=10, epochs=20)(0))
+    0.0005
+    """
+    return paper_schedule(steps_per_epoch, scale=learning_rate / PAPER_STEPS[0][1])

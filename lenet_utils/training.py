@@ -23,7 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 import lenet_utils
-from lenet_utils import models
+from lenet_utils import lenet5, models
 from lenet_utils.data import Splits, make_dataset, stratified_subset
 from lenet_utils.errors import LenetError
 from lenet_utils.profile import Profile
@@ -31,8 +31,10 @@ from lenet_utils.schedules import SCHEDULES
 
 CACHE_VARIABLE = "LENET_CACHE_DIR"
 MODEL_BUILDERS = {"lenet": models.build_lenet, "lenet5": models.build_lenet5}
-OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
-LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy"}
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+              "sdlm": lenet5.SDLM}
+LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+          "rbf": lenet5.RBFLoss()}
 VALIDATION_MODES = ("every_epoch", "at_end")
 EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -75,7 +77,11 @@ class TrainingConfig:
         A name of :data:`lenet_utils.schedules.SCHEDULES`: how the learning
         rate changes over the run (``"constant"``, ``"one_cycle"``, ...).
     loss : str
-        A name of :data:`LOSSES`.
+        A name of :data:`LOSSES` (``"rbf"``: LeNet-5's RBF output, eq. 9).
+    optimizer_options : dict
+        Extra keyword arguments for the optimizer (SDLM's ``mu``). SDLM also
+        gets ``samples_per_step=batch_size`` and re-estimates its curvature
+        on 500 training images before every epoch.
     validate : {"every_epoch", "at_end"}
         Evaluate the validation set after every epoch (for learning curves)
         or only after the last one, which is cheaper when nobody plots the
@@ -93,6 +99,7 @@ class TrainingConfig:
     schedule: str = "constant"
     loss: str = "sparse_categorical_crossentropy"
     validate: str = "every_epoch"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
@@ -124,7 +131,10 @@ class TrainingConfig:
         set_seed(self.seed)
         model = MODEL_BUILDERS[self.model](**self.model_options)
         rate = SCHEDULES[self.schedule](self.learning_rate, steps_per_epoch, self.epochs)
-        model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate),
+        options = dict(self.optimizer_options)
+        if self.optimizer == "sdlm":
+            options.setdefault("samples_per_step", self.batch_size)
+        model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate, **options),
                       loss=LOSSES[self.loss], metrics=["accuracy"])
         return model
 
@@ -138,12 +148,18 @@ class TrainingConfig:
         """
         return dataclasses.replace(self, **changes)
 
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        """The callbacks the configuration asks for (early stopping)."""
-        if self.early_stopping is None:
-            return []
-        return [keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.early_stopping, restore_best_weights=True)]
+    def callbacks(self, train: Arrays | None = None) -> list[keras.callbacks.Callback]:
+        """The callbacks the configuration asks for (early stopping, SDLM's curvature)."""
+        callbacks = []
+        if self.optimizer == "sdlm":
+            if train is None:
+                raise LenetError("optimizer='sdlm' estimates curvature on training images; "
+                                 "pass train to callbacks().")
+            callbacks.append(lenet5.CurvatureEstimate(train[0], seed=self.seed))
+        if self.early_stopping is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=self.early_stopping, restore_best_weights=True))
+        return callbacks
 
     def fingerprint(self) -> dict[str, Any]:
         """The configuration with builder options equal to their defaults left out.
@@ -155,7 +171,10 @@ class TrainingConfig:
                     inspect.signature(MODEL_BUILDERS[self.model]).parameters.items()}
         options = {name: value for name, value in sorted(self.model_options.items())
                    if defaults.get(name, inspect.Parameter.empty) != value}
-        return {**dataclasses.asdict(self), "model_options": options}
+        fingerprint = {**dataclasses.asdict(self), "model_options": options}
+        if not self.optimizer_options:  # keeps the keys of runs from before the field
+            del fingerprint["optimizer_options"]
+        return fingerprint
 
 
 def starting_recipe(profile: Profile, seed: int = 0) -> TrainingConfig:
@@ -412,7 +431,7 @@ def train_or_load(
     model = config.build_model(steps_per_epoch=math.ceil(len(train[1]) / config.batch_size))
     history = fit(model, train, validation, epochs=config.epochs,
                   batch_size=config.batch_size, seed=config.seed,
-                  callbacks=config.callbacks(), validate=config.validate,
+                  callbacks=config.callbacks(train), validate=config.validate,
                   log_epochs=log_epochs)
     _save_atomically(folder, model, history, config)
     return model, history

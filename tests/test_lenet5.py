@@ -260,3 +260,32 @@ def test_lenet5_saves_and_loads(tmp_path, options):
 def test_scaled_tanh_maps_one_to_one():
     values = np.asarray(lenet5.scaled_tanh(np.array([-1.0, 0.0, 1.0], "float32")))
     np.testing.assert_allclose(values, [-1.0, 0.0, 1.0], atol=1e-4)
+
+
+def test_training_config_trains_and_caches_the_paper_recipe(tmp_path, monkeypatch, capsys):
+    from lenet_utils import training
+
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(
+        model="lenet5", loss="rbf", optimizer="sdlm", learning_rate=5e-4,
+        optimizer_options={"mu": 6.4}, schedule="lenet5_paper", batch_size=8, epochs=1,
+        validate="at_end")
+    images, labels = rng_images(16), np.arange(16) % 10
+    model, _ = training.train_or_load(config, (images, labels), (images[:8], labels[:8]))
+    assert isinstance(model.optimizer, lenet5.SDLM)
+    assert model.optimizer.samples_per_step == 8 and model.optimizer.mu == 6.4
+    assert float(ops.sum(model.optimizer.curvatures[-1])) > 0
+    loaded, _ = training.train_or_load(config, (images, labels), (images[:8], labels[:8]))
+    assert "loaded from the cache" in capsys.readouterr().out
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-6)
+    with pytest.raises(LenetError, match="pass train"):
+        config.callbacks()
+
+
+def test_optimizer_options_stay_out_of_old_cache_keys():
+    from lenet_utils import training
+
+    assert "optimizer_options" not in training.TrainingConfig().fingerprint()
+    options = training.TrainingConfig(optimizer_options={"mu": 1.0}).fingerprint()
+    assert options["optimizer_options"] == {"mu": 1.0}

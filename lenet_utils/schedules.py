@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from lenet_utils.errors import LenetError
+from lenet_utils.lenet5 import paper_steps
 
 
 @keras.saving.register_keras_serializable(package="lenet_utils")
@@ -76,4 +77,4 @@ def constant(learning_rate: float, steps_per_epoch: int, epochs: int) -> float:
 
 
 # name -> function(learning_rate, steps_per_epoch, epochs) returning a rate or a schedule.
-SCHEDULES = {"constant": constant, "one_cycle": one_cycle}
+SCHEDULES = {"constant": constant, "one_cycle": one_cycle, "lenet5_paper": paper_steps}

@@ -23,7 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 import lenet_utils
-from lenet_utils import models
+from lenet_utils import lenet5, models
 from lenet_utils.data import Splits, make_dataset, stratified_subset
 from lenet_utils.device import PRECISIONS, device_name, dtype_policy, gpus, resolve_precision
 from lenet_utils.errors import LenetError
@@ -32,16 +32,18 @@ from lenet_utils.schedules import SCHEDULES
 
 CACHE_VARIABLE = "LENET_CACHE_DIR"
 MODEL_BUILDERS = {"lenet": models.build_lenet, "lenet5": models.build_lenet5}
-OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+              "sdlm": lenet5.SDLM}
 LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
-          "categorical_crossentropy": "categorical_crossentropy"}
+          "categorical_crossentropy": "categorical_crossentropy",
+          "rbf": lenet5.RBFLoss()}
 # Losses that take one-hot labels, which only the "numpy_float64" pipeline makes.
 ONE_HOT_LOSSES = ("categorical_crossentropy",)
 VALIDATION_MODES = ("every_epoch", "at_end")
 PIPELINES = ("tf_data", "numpy_float64")
 # Attributes added after the cache key first held the whole configuration:
 # at these values they are left out of the key, so earlier entries stay valid.
-_KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data"}
+_KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data", "optimizer_options": {}}
 EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
 # Images and seconds of every fit in this process, for the run record's throughput.
@@ -108,7 +110,11 @@ class TrainingConfig:
         A name of :data:`lenet_utils.schedules.SCHEDULES`: how the learning
         rate changes over the run (``"constant"``, ``"one_cycle"``, ...).
     loss : str
-        A name of :data:`LOSSES`.
+        A name of :data:`LOSSES` (``"rbf"``: LeNet-5's RBF output, eq. 9).
+    optimizer_options : dict
+        Extra keyword arguments for the optimizer (SDLM's ``mu``). SDLM also
+        gets ``samples_per_step=batch_size`` and re-estimates its curvature
+        on 500 training images before every epoch.
     validate : {"every_epoch", "at_end"}
         Evaluate the validation set after every epoch (for learning curves)
         or only after the last one, which is cheaper when nobody plots the
@@ -141,6 +147,7 @@ class TrainingConfig:
     validate: str = "every_epoch"
     precision: str = "float32"
     pipeline: str = "tf_data"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
@@ -185,7 +192,10 @@ class TrainingConfig:
         with dtype_policy(self.resolved_precision):
             model = MODEL_BUILDERS[self.model](**self.model_options)
         rate = SCHEDULES[self.schedule](self.learning_rate, steps_per_epoch, self.epochs)
-        model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate),
+        options = dict(self.optimizer_options)
+        if self.optimizer == "sdlm":
+            options.setdefault("samples_per_step", self.batch_size)
+        model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate, **options),
                       loss=LOSSES[self.loss], metrics=["accuracy"])
         return model
 
@@ -199,12 +209,18 @@ class TrainingConfig:
         """
         return dataclasses.replace(self, **changes)
 
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        """The callbacks the configuration asks for (early stopping)."""
-        if self.early_stopping is None:
-            return []
-        return [keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.early_stopping, restore_best_weights=True)]
+    def callbacks(self, train: Arrays | None = None) -> list[keras.callbacks.Callback]:
+        """The callbacks the configuration asks for (early stopping, SDLM's curvature)."""
+        callbacks = []
+        if self.optimizer == "sdlm":
+            if train is None:
+                raise LenetError("optimizer='sdlm' estimates curvature on training images; "
+                                 "pass train to callbacks().")
+            callbacks.append(lenet5.CurvatureEstimate(train[0], seed=self.seed))
+        if self.early_stopping is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=self.early_stopping, restore_best_weights=True))
+        return callbacks
 
     def fingerprint(self) -> dict[str, Any]:
         """The configuration with builder options equal to their defaults left out.
@@ -496,7 +512,7 @@ def train_or_load(
     model = config.build_model(steps_per_epoch=math.ceil(len(train[1]) / config.batch_size))
     history = fit(model, train, validation, epochs=config.epochs,
                   batch_size=config.batch_size, seed=config.seed,
-                  callbacks=config.callbacks(), validate=config.validate,
+                  callbacks=config.callbacks(train), validate=config.validate,
                   log_epochs=log_epochs)
     _save_atomically(folder, model, history, config)
     return model, history

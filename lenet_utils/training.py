@@ -404,10 +404,10 @@ def train_or_load(
         try:
             loaded = _load_entry(folder)
         except Exception as error:  # noqa: BLE001 - any unreadable entry is retrained
-            print(f"cache entry {key} is unreadable ({type(error).__name__}); training again")
+            print(f"cache entry {key} is unreadable ({type(error).__name__}); "
+                  "training again")
         else:
-            print(f"loaded from the cache: the same configuration, code and data "
-                  f"were trained before ({key})")
+            print(f"loaded from the cache ({key}): trained before, same data and code")
             return loaded
     model = config.build_model(steps_per_epoch=math.ceil(len(train[1]) / config.batch_size))
     history = fit(model, train, validation, epochs=config.epochs,

@@ -10,7 +10,7 @@ see in training mode, and re-estimate the former from the latter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import keras
 import numpy as np
@@ -80,18 +80,22 @@ class StepLosses(keras.callbacks.Callback):
 
 
 class EpochMeasurements(keras.callbacks.Callback):
-    """Measure the model after every epoch with a function of your choice.
+    """Measure the model after every epoch, or chosen ones, with any function.
 
     Parameters
     ----------
     measure : callable
         Takes the model and returns a dict of numbers; it must leave the
         model as it found it.
+    epochs : iterable of int, optional
+        The epochs (counted from 1) after which to measure; None measures
+        after every epoch. Measuring costs time: choose the epochs a figure
+        needs.
 
     Attributes
     ----------
-    rows : list of dict
-        What ``measure`` returned, one dict per epoch.
+    rows : dict
+        Epoch to what ``measure`` returned.
 
     Examples
     --------
@@ -101,19 +105,23 @@ class EpochMeasurements(keras.callbacks.Callback):
     >>> errors.table()  # doctest: +SKIP
     """
 
-    def __init__(self, measure: Callable[[keras.Model], dict[str, float]]) -> None:
+    def __init__(
+        self,
+        measure: Callable[[keras.Model], dict[str, float]],
+        epochs: Iterable[int] | None = None,
+    ) -> None:
         super().__init__()
         self.measure = measure
-        self.rows: list[dict[str, float]] = []
+        self.epochs = None if epochs is None else set(epochs)
+        self.rows: dict[int, dict[str, float]] = {}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.rows.append(dict(self.measure(self.model)))
+        if self.epochs is None or epoch + 1 in self.epochs:
+            self.rows[epoch + 1] = dict(self.measure(self.model))
 
     def table(self) -> pd.DataFrame:
-        """One row per epoch, indexed from 1 like a training history."""
-        table = pd.DataFrame(self.rows)
-        table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
-        return table
+        """One row per measured epoch, indexed by epoch like a training history."""
+        return pd.DataFrame.from_dict(self.rows, orient="index").rename_axis("epoch")
 
 
 def confidence_on_errors(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:

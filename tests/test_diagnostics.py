@@ -52,6 +52,9 @@ def test_epoch_measurements_keep_one_row_per_epoch(toy):
     assert list(table.index) == [1, 2, 3] and list(table.columns) == ["kernel sum"]
     assert table["kernel sum"].iloc[-1] == pytest.approx(float(np.sum(model.layers[0].kernel)))
     assert table["kernel sum"].nunique() == 3
+    some = diagnostics.EpochMeasurements(lambda model: {"one": 1.0}, epochs=[2, 4])
+    model.fit(*toy, epochs=4, verbose=0, callbacks=[some])
+    assert list(some.table().index) == [2, 4] and some.table().index.name == "epoch"
 
 
 def test_confidence_on_errors_splits_the_loss():

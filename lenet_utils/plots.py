@@ -15,6 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from sklearn.metrics import confusion_matrix
 
+from lenet_utils.errors import LenetError
+
 METRIC_LABELS = {"loss": "cross-entropy loss", "accuracy": "accuracy"}
 
 
@@ -222,3 +224,92 @@ def plot_layer_diagram(model, title: str = "Architecture") -> Figure:
 def _spatial_size(layer) -> int:
     shape = layer.output.shape[1:]
     return shape[0] if len(shape) == 3 else 1
+
+
+def plot_image_variants(
+    originals: np.ndarray, variants: np.ndarray, title: str = "Variants of each digit",
+) -> Figure:
+    """Each original digit, then several variants of it, one row per digit.
+
+    Parameters
+    ----------
+    originals : ndarray of shape (n, 28, 28) or (n, 28, 28, 1)
+    variants : ndarray of shape (n, k, 28, 28) or (n, k, 28, 28, 1)
+        ``k`` variants of every original (random augmentations, say).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    LenetError
+        If ``variants`` does not hold one row of variants per original.
+
+    Examples
+    --------
+    >>> draws = np.stack([augment(x[:4]) for _ in range(6)], axis=1)  # doctest: +SKIP
+    >>> plot_image_variants(x[:4], draws)  # doctest: +SKIP
+    """
+    if len(variants) != len(originals) or np.ndim(variants) < 4:
+        raise LenetError(f"variants has shape {np.shape(variants)}; expected "
+                         f"({len(originals)}, k, 28, 28): k variants of each original.")
+    rows, count = len(originals), variants.shape[1]
+    figure = Figure(figsize=(1.1 * (count + 1), 1.15 * rows + 0.5), layout="constrained")
+    grid = figure.subplots(rows, count + 1, squeeze=False)
+    for row in range(rows):
+        images = [originals[row], *variants[row]]
+        for column, (axes, image) in enumerate(zip(grid[row], images, strict=True)):
+            axes.imshow(np.squeeze(image), cmap="gray_r", vmin=0, vmax=1)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0:
+                axes.set_title("original" if column == 0 else f"draw {column}", fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_paired_gains(
+    differences: pd.DataFrame, comparison: pd.DataFrame,
+    title: str = "Gain over the baseline", xlabel: str = "gain in accuracy",
+) -> Figure:
+    """Each treatment's per-seed gains as dots, with its mean and interval.
+
+    Parameters
+    ----------
+    differences : pandas.DataFrame
+        One row per seed, one column per treatment
+        (:func:`lenet_utils.stats.paired_differences`).
+    comparison : pandas.DataFrame
+        ``mean gain``, ``low`` and ``high`` per treatment
+        (:func:`lenet_utils.stats.compare_with_baseline`); its order is the
+        order of the rows, top to bottom.
+    title, xlabel : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_paired_gains(differences, compare_with_baseline(differences))  # doctest: +SKIP
+    """
+    names = list(comparison.index)
+    figure = Figure(figsize=(8, 0.6 * len(names) + 1.4), layout="constrained")
+    axes = figure.subplots()
+    for row, name in enumerate(names):
+        axes.scatter(differences[name], np.full(len(differences), row), color="tab:blue",
+                     alpha=0.6, s=18, label="one seed" if row == 0 else None)
+        low, high = comparison.loc[name, ["low", "high"]]
+        axes.plot([low, high], [row, row], color="black", linewidth=2,
+                  label="interval" if row == 0 else None)
+        axes.scatter(comparison.loc[name, "mean gain"], row, color="black", marker="D",
+                     s=30, zorder=3, label="mean" if row == 0 else None)
+    axes.axvline(0, color="tab:red", linestyle="--", linewidth=1)
+    axes.set_yticks(range(len(names)), names)
+    axes.invert_yaxis()
+    axes.set(xlabel=xlabel, ylabel="", title=title)
+    axes.legend(fontsize="small", loc="best")
+    axes.grid(alpha=0.3, axis="x")
+    return figure

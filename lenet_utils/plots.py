@@ -313,3 +313,100 @@ def plot_paired_gains(
     axes.legend(fontsize="small", loc="best")
     axes.grid(alpha=0.3, axis="x")
     return figure
+
+
+def plot_filters(
+    kernels: Mapping[str, np.ndarray], columns: int = 10, title: str = "First-layer filters",
+) -> Figure:
+    """Convolution filters as small images, red positive and blue negative.
+
+    Each model's filters share one colour scale, symmetric about zero, so a
+    faint filter looks faint beside a strong one.
+
+    Parameters
+    ----------
+    kernels : mapping of str to ndarray of shape (height, width, filters)
+        A label (a model's name) to its filters, e.g.
+        ``conv1.kernel[:, :, 0, :]``; each gets its own rows.
+    columns : int
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_filters({"starting": kernels})  # doctest: +SKIP
+    """
+    rows_each = {name: -(-np.shape(k)[-1] // columns) for name, k in kernels.items()}
+    total_rows = sum(rows_each.values())
+    figure = Figure(figsize=(1.1 * columns, 1.25 * total_rows + 0.6), layout="constrained")
+    grid = figure.subplots(total_rows, columns, squeeze=False)
+    row = 0
+    for name, weights in kernels.items():
+        weights = np.asarray(weights)
+        limit = np.abs(weights).max()
+        for index in range(rows_each[name] * columns):
+            axes = grid[row + index // columns, index % columns]
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if index >= weights.shape[-1]:
+                axes.axis("off")
+                continue
+            axes.imshow(weights[:, :, index], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axes.set_title(f"{index}", fontsize=7)
+        grid[row, 0].set_ylabel(name, fontsize=8)
+        row += rows_each[name]
+    figure.suptitle(title)
+    return figure
+
+
+def plot_tolerance_curves(
+    accuracy: pd.DataFrame, panel: str, line: str, x: str,
+    xlabels: Mapping[str, str] | None = None, title: str = "Tolerance",
+) -> Figure:
+    """Accuracy against the size of a perturbation, one panel per kind.
+
+    Parameters
+    ----------
+    accuracy : pandas.DataFrame
+        Long format: one row per measurement, with an ``accuracy`` column and
+        the columns named by ``panel``, ``line`` and ``x``.
+    panel, line, x : str
+        Columns that pick the panel (the direction of a shift, say), the line
+        within it (the model) and the horizontal position (pixels).
+    xlabels : mapping of str to str, optional
+        The horizontal axis label of each panel; ``x`` by default.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    LenetError
+        If a column is missing.
+
+    Examples
+    --------
+    >>> plot_tolerance_curves(table, "direction", "model", "pixels")  # doctest: +SKIP
+    """
+    missing = [name for name in ("accuracy", panel, line, x) if name not in accuracy]
+    if missing:
+        raise LenetError(f"accuracy has no column {', '.join(missing)}; pass a long table "
+                         "with one row per measurement.")
+    panels = list(pd.unique(accuracy[panel]))
+    figure = Figure(figsize=(4 * len(panels), 3.6), layout="constrained")
+    for axes, name in zip(np.atleast_1d(figure.subplots(1, len(panels), sharey=True)), panels,
+                          strict=True):
+        for label, rows in accuracy[accuracy[panel] == name].groupby(line, sort=False):
+            rows = rows.sort_values(x)
+            axes.plot(rows[x], rows["accuracy"], marker="o", markersize=3, label=label)
+        axes.set(title=str(name), xlabel=(xlabels or {}).get(name, x), ylim=(0, 1.02))
+        axes.grid(alpha=0.3)
+    figure.axes[0].set_ylabel("accuracy")
+    figure.axes[0].legend(fontsize="small")
+    figure.suptitle(title)
+    return figure

@@ -72,6 +72,8 @@ def build_single_page() -> Path:
     sphinx["local_extensions"] = {name: str(ROOT / folder)
                                   for name, folder in sphinx.get("local_extensions", {}).items()}
     sphinx["local_extensions"]["single_page"] = str(ROOT / "book" / "_ext")
+    sphinx["config"]["html_static_path"] = [
+        str(ROOT / folder) for folder in sphinx["config"].get("html_static_path", [])]
     config["bibtex_bibfiles"] = [str(ROOT / name) for name in config.get("bibtex_bibfiles", [])]
     if "favicon" in config.get("html", {}):
         config["html"]["favicon"] = str(ROOT / config["html"]["favicon"])

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "tools"))
 try:
+    import execute_notebooks
     import tidy_notebooks
 finally:
     sys.path.pop(0)
@@ -364,3 +365,28 @@ def test_tidy_refuses_a_notebook_without_the_colab_cell(scratch_notebooks, capsy
     assert tidy_notebooks.main([str(path)]) == 1
     assert "not the Colab cell" in capsys.readouterr().err
     assert path.read_text() == before
+
+
+# The executor behind make notebooks: quiet kernels, stderr stripped and named.
+
+def test_executor_keeps_stderr_out_of_the_notebook(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(execute_notebooks, "KERNEL_LOGS", tmp_path / "logs")
+    notebook = new_notebook(cells=[
+        new_code_cell('import os\nprint(os.environ["TF_CPP_MIN_LOG_LEVEL"])'),
+        new_code_cell('os.write(2, b"native notice\\n")\nprint("one")\nprint("two")'),
+        new_code_cell('import warnings\nwarnings.warn("fix me")\nprint("after")'),
+    ])
+    notebook.metadata["kernelspec"] = dict(tidy_notebooks.KERNELSPEC)
+    path = tmp_path / "noisy.ipynb"
+    nbformat.write(notebook, path)
+    assert execute_notebooks.main([str(path)]) == 0
+    executed = read(path)
+    assert stderr_problems(executed) == []
+    assert [cell.outputs for cell in executed.cells] == [
+        [new_output("stream", name="stdout", text="3\n")],
+        [new_output("stream", name="stdout", text="one\ntwo\n")],
+        [new_output("stream", name="stdout", text="after\n")]]
+    assert "native notice" in (tmp_path / "logs" / "noisy.log").read_text()
+    printed = capsys.readouterr().out
+    assert "noisy.ipynb, cell 2 ('import warnings') wrote to stderr" in printed
+    assert "UserWarning: fix me" in printed

@@ -1,7 +1,7 @@
 """The live digit page: its scripts, its model, and the numbers its prose quotes.
 
 - Only the page ``book/live-digit`` loads ONNX Runtime Web and the model.
-- At the end of an HTML build, the runtime (ONNX Runtime Web's WebAssembly-only
+- When an HTML build starts, the runtime (ONNX Runtime Web's WebAssembly-only
   build, from ``tools/node_modules``, which ``make install`` fills with
   ``npm ci``), the page's script and style, and the exported model are copied
   into ``_static/live/``. The runtime is not committed.
@@ -55,9 +55,15 @@ def _substitutions(app, config) -> None:
     }
 
 
-def _check_files(app) -> None:
-    if app.builder.format == "html":
-        _sources(app)
+def _copy_assets(app) -> None:
+    # Before the pages are written, so that Sphinx finds the files and gives
+    # each link a checksum (?v=...): a new model reaches returning readers.
+    if app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / TARGET
+    target.mkdir(parents=True, exist_ok=True)
+    for source in _sources(app):
+        shutil.copyfile(source, target / source.name)
 
 
 def _add_page_assets(app, pagename, templatename, context, doctree) -> None:
@@ -68,18 +74,8 @@ def _add_page_assets(app, pagename, templatename, context, doctree) -> None:
         app.add_js_file(f"{TARGET}/live-digit.js", loading_method="defer")
 
 
-def _copy_assets(app, exception) -> None:
-    if exception is not None or app.builder.format != "html":
-        return
-    target = Path(app.outdir) / "_static" / TARGET
-    target.mkdir(parents=True, exist_ok=True)
-    for source in _sources(app):
-        shutil.copyfile(source, target / source.name)
-
-
 def setup(app):
     app.connect("config-inited", _substitutions)
-    app.connect("builder-inited", _check_files)
+    app.connect("builder-inited", _copy_assets)
     app.connect("html-page-context", _add_page_assets)
-    app.connect("build-finished", _copy_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

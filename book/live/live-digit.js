@@ -15,8 +15,9 @@
 
   const SIZE = 28; // the network's input, in pixels
   const BOX = 20; // MNIST scales each digit's bounding box into 20x20
-  const PEN_WIDTH = 20; // in drawing-canvas pixels (280 wide): MNIST-like strokes
+  const PEN_WIDTH = 28; // of 280 pixels: MNIST-thick strokes for a digit 4/5 of the box tall
   const INK_THRESHOLD = 0.05; // alpha below this is not part of the digit
+  const READY = "Ready: draw a digit in the box.";
   const assets = new URL(".", document.currentScript.src).href;
 
   /* ---- From a drawing to MNIST's 28x28 ---------------------------------- */
@@ -81,7 +82,7 @@
     for (let y = 0; y < height; y += 1) {
       for (let x = 0; x < width; x += 1) {
         const value = ink[y * width + x];
-        mass += value; sumX += value * (x + 0.5); sumY += value * (y + 0.5);
+        mass += value; sumX += value * x; sumY += value * y;
       }
     }
     return { x: sumX / mass, y: sumY / mass };
@@ -90,7 +91,8 @@
   function placeByCentreOfMass(small) {
     const centre = centreOfMass(small);
     const clamp = (value, most) => Math.min(Math.max(value, 0), most);
-    // Integer shifts, as far as the 28x28 frame allows.
+    // MNIST's centres of mass sit at pixel (14, 14), counting pixels from 0;
+    // shift by whole pixels, as far as the 28x28 frame allows.
     const left = clamp(Math.round(SIZE / 2 - centre.x), SIZE - small.width);
     const top = clamp(Math.round(SIZE / 2 - centre.y), SIZE - small.height);
     const pixels = new Float32Array(SIZE * SIZE);
@@ -293,7 +295,7 @@
     pen.clearRect(0, 0, pad.width, pad.height);
     last = null;
     clearOutputs();
-    part("status").textContent = "Cleared. Draw a digit in the box.";
+    part("status").textContent = READY;
   }
 
   part("clear").addEventListener("click", clear);
@@ -309,7 +311,7 @@
   }
 
   const ready = sessionReady.then(() => {
-    part("status").textContent = "Ready: draw a digit in the box.";
+    part("status").textContent = READY;
     widget.dataset.state = "ready";
   });
   ready.catch(reportError);

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -37,7 +38,15 @@ def _sources(app) -> list[Path]:
     return files
 
 
+def _runtime_bytes_gzip(root: Path) -> int | None:
+    paths = [root / RUNTIME / name for name in RUNTIME_FILES]
+    if not all(path.is_file() for path in paths):
+        return None  # _copy_assets says what to do
+    return sum(len(gzip.compress(path.read_bytes(), compresslevel=9)) for path in paths)
+
+
 def _substitutions(app, config) -> None:
+    runtime_bytes = _runtime_bytes_gzip(Path(app.srcdir)) or 0
     record = json.loads((Path(app.srcdir) / "book/models/lenet.json").read_text())
     measured = record["measured"]
     rounding = measured["float16_rounding"]
@@ -48,10 +57,12 @@ def _substitutions(app, config) -> None:
         "live_exported_accuracy": f"{measured['test_accuracy_exported']:.4f}",
         "live_test_images": f"{measured['test_images']:,}",
         "live_changed_predictions": str(rounding["different_predictions"]),
-        "live_max_probability_change": f"{rounding['max_abs_probability_difference']:.1e}",
+        "live_max_probability_change": f"{rounding['max_abs_probability_difference']:.4f}",
         "live_model_megabytes": f"{record['model']['bytes'] / 1e6:.1f}",
         "live_model_megabytes_gzip": f"{model_bytes / 1e6:.1f}",
         "live_train_images": f"{record['data']['train']:,}",
+        "live_runtime_megabytes_gzip": f"{runtime_bytes / 1e6:.1f}",
+        "live_download_megabytes_gzip": f"{(runtime_bytes + model_bytes) / 1e6:.1f}",
     }
 
 

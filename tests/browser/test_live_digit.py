@@ -113,6 +113,12 @@ def test_runtime_and_model_load_from_the_book_only(page):
     assert console_errors(page) == []
 
 
+def test_no_other_page_loads_the_runtime_or_the_model():
+    others = [path for path in HTML.glob("**/*.html") if path != HTML / PAGE]
+    assert others, f"build the book first: {HTML} has no pages"
+    assert [path for path in others if "_static/live/" in path.read_text()] == []
+
+
 def test_page_predictions_equal_keras_and_onnxruntime(page, digits):
     images, labels = digits
     results = page.execute_async_script(CLASSIFY_ALL, images.reshape(len(images), -1).tolist(),

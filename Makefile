@@ -7,7 +7,7 @@ BUILD_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
 NBVAL_CACHE := _build/nbval-model-cache
 FULL_CACHE := _build/full-model-cache
 
-.PHONY: install book test lint unit nbval browser notebooks clean
+.PHONY: install book test lint unit nbval browser notebooks live-model clean
 
 install: $(VENV)/.installed tools/node_modules/.installed
 
@@ -22,7 +22,8 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	touch $@
 
 ## book: build the HTML book from the notebooks' stored outputs into _build/html
-book: $(VENV)/.installed
+## (the live digit page copies ONNX Runtime Web from tools/node_modules)
+book: $(VENV)/.installed tools/node_modules/.installed
 	$(BUILD_BOOK)
 
 ## test: lint, unit tests, every notebook under nbval (quick profile), the -W book
@@ -49,6 +50,11 @@ notebooks: $(VENV)/.installed
 	LENET_PROFILE=full LENET_CACHE_DIR=$(FULL_CACHE) \
 		$(BIN)/python tools/execute_notebooks.py notebooks/*.ipynb
 	$(BIN)/python tools/wall_times.py
+
+## live-model: export chapter 3's LeNet (trained, or loaded from the cache of
+## make notebooks) to book/models/lenet.onnx, with its provenance in lenet.json
+live-model: $(VENV)/.installed
+	LENET_CACHE_DIR=$${LENET_CACHE_DIR:-$(FULL_CACHE)} $(BIN)/python tools/export_onnx.py
 
 clean:
 	rm -rf _build

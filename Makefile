@@ -11,7 +11,7 @@ LENET_CACHE_DIR ?= _build/full-model-cache
 # TensorFlow reads this when it loads: set it for every kernel the targets start.
 QUIET_TF := TF_CPP_MIN_LOG_LEVEL=3
 
-.PHONY: install book pdf test lint unit nbval browser notebooks tidy test-matrix clean
+.PHONY: install book pdf test lint unit nbval browser notebooks tidy test-matrix live-model clean
 
 install: $(VENV)/.installed tools/node_modules/.installed
 
@@ -27,7 +27,8 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 
 ## book: build the HTML book from the notebooks' stored outputs into _build/html,
 ## with the whole book as one PDF in _build/html/lenet-book.pdf when Chromium is there
-book: $(VENV)/.installed
+## (the live digit page copies ONNX Runtime Web from tools/node_modules)
+book: $(VENV)/.installed tools/node_modules/.installed
 	$(BUILD_BOOK)
 	$(BIN)/python tools/build_pdf.py --if-browser
 
@@ -72,6 +73,11 @@ test-matrix: tools/node_modules/.installed
 ## (tools/tidy_notebooks.py; outputs are left as they are)
 tidy: $(VENV)/.installed
 	$(BIN)/python tools/tidy_notebooks.py notebooks/*.ipynb
+
+## live-model: export chapter 3's LeNet (trained, or loaded from the cache of
+## make notebooks) to book/models/lenet.onnx, with its provenance in lenet.json
+live-model: $(VENV)/.installed
+	LENET_CACHE_DIR=$(LENET_CACHE_DIR) $(BIN)/python tools/export_onnx.py
 
 clean:
 	rm -rf _build

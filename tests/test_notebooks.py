@@ -187,7 +187,19 @@ def exercise_problems(notebook) -> list[str]:
     return problems
 
 
+# Markers that a chapter's prose was left as a draft.
+DRAFT_MARKERS = re.compile(r"\bTODO\b|\bPLACEHOLDER\b|\bTBD\b|\bFIXME\b")
+
+
+def draft_problems(notebook) -> list[str]:
+    """Markdown cells that still hold a draft marker."""
+    return [f"markdown cell {index} still says {match.group()!r}"
+            for index, cell in enumerate(notebook.cells) if cell.cell_type == "markdown"
+            for match in [DRAFT_MARKERS.search(cell.source)] if match]
+
+
 RULES = {
+    "drafts": draft_problems,
     "stderr": stderr_problems,
     "code width": long_code_line_problems,
     "Colab cell": colab_cell_problems,
@@ -248,6 +260,12 @@ def with_output(text: str, name: str = "stdout", tags: tuple[str, ...] = ()):
 def test_the_clean_notebook_keeps_every_rule():
     for rule, problems_of in RULES.items():
         assert problems_of(clean_notebook()) == [], rule
+
+
+def test_drafts_rule_fails_on_a_marker_left_in_the_prose():
+    notebook = clean_notebook()
+    notebook.cells[0].source += "\n\nTODO prose on the curves."
+    assert draft_problems(notebook) == ["markdown cell 0 still says 'TODO'"]
 
 
 def test_stderr_rule_fails_on_stderr():

@@ -188,7 +188,7 @@ def exercise_problems(notebook) -> list[str]:
 
 
 # Markers that a chapter's prose was left as a draft.
-DRAFT_MARKERS = re.compile(r"\bTODO\b|\bPLACEHOLDER\b|\bTBD\b|\bFIXME\b")
+DRAFT_MARKERS = re.compile(r"\bTODO\b|\bPLACEHOLDER|\bDRAFT-|\bTBD\b|\bFIXME\b")
 
 
 def draft_problems(notebook) -> list[str]:

@@ -210,8 +210,23 @@ RULES = {
 }
 
 
-@pytest.mark.parametrize("rule", RULES)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+# Known breaks, each waiting for a re-execution that its chapter's budget did not allow yet;
+# strict, so that the test fails once the break is fixed and this entry must go.
+KNOWN_BREAKS = {
+    ("10_training_fast", "wide output"): "cells 2 and 4 print lines of 99 and 85 columns; "
+    "split the prints and re-execute the chapter (24 min) with its prose re-read",
+}
+
+
+def rule_cases() -> list:
+    return [pytest.param(path, rule, id=f"{path.stem}-{rule}",
+                         marks=[pytest.mark.xfail(reason=KNOWN_BREAKS[path.stem, rule],
+                                                  strict=True)]
+                         if (path.stem, rule) in KNOWN_BREAKS else [])
+            for rule in RULES for path in NOTEBOOKS]
+
+
+@pytest.mark.parametrize(("path", "rule"), rule_cases())
 def test_stored_notebook_keeps_the_rule(path, rule):
     problems = RULES[rule](read(path))
     assert not problems, f"{path.name}, {rule}:\n" + "\n".join(problems)

@@ -1,4 +1,8 @@
-"""The two LeNets: the modern ReLU/max-pool variant and the 1998 LeNet-5."""
+"""The two LeNets: the modern ReLU/max-pool variant, and LeNet-5 re-exported.
+
+LeNet-5 and its pieces live in :mod:`lenet_utils.lenet5`; ``build_lenet5``,
+``C3_CONNECTIONS`` and ``scaled_tanh`` stay importable from here.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,15 @@ import pandas as pd
 from keras import layers, ops
 
 from lenet_utils.errors import LenetError
-
-BATCH_NORM_PLACES = (None, "before", "after")
-
-# Table I of LeCun et al. (1998): which S2 maps each C3 map reads.
-C3_CONNECTIONS = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1),
-    (5, 0, 1, 2),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
-    (0, 1, 2, 3, 4, 5),
+from lenet_utils.lenet5 import (  # noqa: F401 (re-exported: chapter 2 imports them here)
+    C3_CONNECTIONS,
+    RBFOutput,
+    TrainableSubsampling,
+    build_lenet5,
+    scaled_tanh,
 )
 
+BATCH_NORM_PLACES = (None, "before", "after")
 
 def build_lenet(
     input_shape: tuple[int, int, int] = (28, 28, 1),
@@ -147,143 +148,15 @@ def _check_input_shape(input_shape: Sequence[int]) -> None:
         )
 
 
-@keras.saving.register_keras_serializable(package="lenet_utils")
-def scaled_tanh(x):
-    """LeCun's squashing function ``1.7159 * tanh(2x / 3)``.
-
-    Its gain makes f(1) = 1 and f(-1) = -1, so targets of +-1 sit in the
-    function's most non-linear region, not at its asymptotes.
-    """
-    return 1.7159 * ops.tanh(x * (2.0 / 3.0))
-
-
-@keras.saving.register_keras_serializable(package="lenet_utils")
-class TrainableSubsampling(layers.Layer):
-    """LeNet-5's S layers: 2x2 sums times a trainable coefficient plus a bias.
-
-    Two parameters per feature map, then the squashing function.
-    """
-
-    def __init__(self, activation=scaled_tanh, **kwargs):
-        super().__init__(**kwargs)
-        self.activation = keras.activations.get(activation)
-
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        self.coefficient = self.add_weight(shape=(channels,), initializer="ones",
-                                           name="coefficient")
-        self.bias = self.add_weight(shape=(channels,), initializer="zeros", name="bias")
-
-    def call(self, inputs):
-        sums = 4.0 * ops.average_pool(inputs, pool_size=2, strides=2, padding="valid")
-        return self.activation(sums * self.coefficient + self.bias)
-
-    def compute_output_shape(self, input_shape):
-        batch, height, width, channels = input_shape
-        return (batch, height // 2, width // 2, channels)
-
-    def get_config(self):
-        config = super().get_config()
-        config["activation"] = keras.activations.serialize(self.activation)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="lenet_utils")
-class PartialConv2D(layers.Layer):
-    """A convolution in which each output map reads only some input maps.
-
-    One kernel per output map, shaped for its own inputs, so the layer stores
-    exactly the weights of the connection table (C3: 1,516), not a masked
-    full kernel.
-    """
-
-    def __init__(self, connections, kernel_size=5, activation=scaled_tanh, **kwargs):
-        super().__init__(**kwargs)
-        self.connections = tuple(tuple(int(i) for i in maps) for maps in connections)
-        self.kernel_size = int(kernel_size)
-        self.activation = keras.activations.get(activation)
-
-    def build(self, input_shape):
-        size = self.kernel_size
-        self.kernels = [
-            self.add_weight(shape=(size, size, len(maps), 1), name=f"kernel_{index}",
-                            initializer="glorot_uniform")
-            for index, maps in enumerate(self.connections)
-        ]
-        self.bias = self.add_weight(shape=(len(self.connections),), initializer="zeros",
-                                    name="bias")
-
-    def call(self, inputs):
-        outputs = [
-            ops.conv(ops.take(inputs, list(maps), axis=-1), kernel, padding="valid")
-            for maps, kernel in zip(self.connections, self.kernels, strict=True)
-        ]
-        return self.activation(ops.concatenate(outputs, axis=-1) + self.bias)
-
-    def compute_output_shape(self, input_shape):
-        batch, height, width, _ = input_shape
-        shrink = self.kernel_size - 1
-        return (batch, height - shrink, width - shrink, len(self.connections))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(connections=[list(maps) for maps in self.connections],
-                      kernel_size=self.kernel_size,
-                      activation=keras.activations.serialize(self.activation))
-        return config
-
-
-def build_lenet5(num_classes: int = 10, *, name: str = "lenet5") -> keras.Sequential:
-    """LeNet-5 as published by LeCun, Bottou, Bengio and Haffner (1998).
-
-    The 28x28 digits are padded to 32x32 and scaled to the paper's input range
-    (background -0.1, ink 1.175). C1 6@5x5, S2 trainable subsampling, C3
-    16@5x5 with the paper's connection table, S4, C5 120@5x5, F6 84, all with
-    ``scaled_tanh``: 60,000 trainable parameters. The paper's output is 10
-    Euclidean RBF units over fixed 7x12 bitmaps of the digits, trained with a
-    special MAP criterion; we use a softmax layer with cross-entropy instead,
-    the modern equivalent, because the bitmaps are not published as data and
-    the RBF loss needs a custom training loop.
-
-    Parameters
-    ----------
-    num_classes : int
-        Output units.
-    name : str
-        The model's name.
-
-    Returns
-    -------
-    keras.Sequential
-        An uncompiled model taking ``(28, 28, 1)`` images in [0, 1].
-
-    Examples
-    --------
-    >>> model = build_lenet5()
-    >>> sum(model.get_layer(n).count_params() for n in ["C1", "S2", "C3", "S4", "C5", "F6"])
-    60000
-    """
-    return keras.Sequential([
-        keras.Input((28, 28, 1), name="image"),
-        layers.Rescaling(1.275, offset=-0.1, name="input_range"),
-        layers.ZeroPadding2D(2, name="pad_to_32"),
-        layers.Conv2D(6, 5, activation=scaled_tanh, name="C1"),
-        TrainableSubsampling(name="S2"),
-        PartialConv2D(C3_CONNECTIONS, 5, name="C3"),
-        TrainableSubsampling(name="S4"),
-        layers.Conv2D(120, 5, activation=scaled_tanh, name="C5"),
-        layers.Flatten(name="flatten"),
-        layers.Dense(84, activation=scaled_tanh, name="F6"),
-        layers.Dense(num_classes, activation="softmax", name="output"),
-    ], name=name)
-
-
 def count_connections(layer: layers.Layer) -> int:
     """Connections of a layer as the 1998 paper counts them.
 
     A shared weight counts once per output position it is used at; a layer
-    without weights has none.
+    without weights has none, except LeNet-5's RBF output, whose fixed codes
+    connect each of its units to all of F6.
     """
+    if isinstance(layer, RBFOutput):
+        return int(layer.output.shape[-1]) * int(layer.input.shape[-1])
     if not layer.weights:
         return 0
     _, *spatial, _ = layer.output.shape

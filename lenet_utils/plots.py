@@ -11,9 +11,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from sklearn.metrics import confusion_matrix
+
+from lenet_utils.errors import LenetError
 
 METRIC_LABELS = {"loss": "cross-entropy loss", "accuracy": "accuracy"}
 
@@ -92,7 +95,7 @@ def plot_accuracy_against_time(
     ----------
     histories : mapping of str to pandas.DataFrame
         Run name to a history with ``seconds`` and ``val_accuracy`` columns
-        (:attr:`lenet_utils.fast.TimedRun.history`).
+        (:attr:`lenet_utils.benchmark.TimedRun.history`).
     target : float
         Drawn as a horizontal line.
     title : str
@@ -112,6 +115,10 @@ def plot_accuracy_against_time(
     axes.axhline(target, color="black", linestyle="--", linewidth=1, label=f"{target:.1%}")
     axes.set(xscale="log", xlabel="wall-clock seconds since the start (log scale)",
              ylabel="validation accuracy", title=title)
+    # Plain seconds at 1, 2 and 5 of every decade, not 2x10^1 on minor ticks.
+    axes.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda seconds, _: f"{seconds:g}"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
     lowest = min(history["val_accuracy"].min() for history in histories.values())
     axes.set_ylim(lowest - 0.005, 1.0)
     axes.legend(fontsize="small", loc="lower right")
@@ -222,3 +229,189 @@ def plot_layer_diagram(model, title: str = "Architecture") -> Figure:
 def _spatial_size(layer) -> int:
     shape = layer.output.shape[1:]
     return shape[0] if len(shape) == 3 else 1
+
+
+def plot_image_variants(
+    originals: np.ndarray, variants: np.ndarray, title: str = "Variants of each digit",
+) -> Figure:
+    """Each original digit, then several variants of it, one row per digit.
+
+    Parameters
+    ----------
+    originals : ndarray of shape (n, 28, 28) or (n, 28, 28, 1)
+    variants : ndarray of shape (n, k, 28, 28) or (n, k, 28, 28, 1)
+        ``k`` variants of every original (random augmentations, say).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    LenetError
+        If ``variants`` does not hold one row of variants per original.
+
+    Examples
+    --------
+    >>> draws = np.stack([augment(x[:4]) for _ in range(6)], axis=1)  # doctest: +SKIP
+    >>> plot_image_variants(x[:4], draws)  # doctest: +SKIP
+    """
+    if len(variants) != len(originals) or np.ndim(variants) < 4:
+        raise LenetError(f"variants has shape {np.shape(variants)}; expected "
+                         f"({len(originals)}, k, 28, 28): k variants of each original.")
+    rows, count = len(originals), variants.shape[1]
+    figure = Figure(figsize=(1.1 * (count + 1), 1.15 * rows + 0.5), layout="constrained")
+    grid = figure.subplots(rows, count + 1, squeeze=False)
+    for row in range(rows):
+        images = [originals[row], *variants[row]]
+        for column, (axes, image) in enumerate(zip(grid[row], images, strict=True)):
+            axes.imshow(np.squeeze(image), cmap="gray_r", vmin=0, vmax=1)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0:
+                axes.set_title("original" if column == 0 else f"draw {column}", fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
+def plot_paired_gains(
+    differences: pd.DataFrame, comparison: pd.DataFrame,
+    title: str = "Gain over the baseline", xlabel: str = "gain in accuracy",
+) -> Figure:
+    """Each treatment's per-seed gains as dots, with its mean and interval.
+
+    Parameters
+    ----------
+    differences : pandas.DataFrame
+        One row per seed, one column per treatment
+        (:func:`lenet_utils.stats.paired_differences`).
+    comparison : pandas.DataFrame
+        ``mean gain``, ``low`` and ``high`` per treatment
+        (:func:`lenet_utils.stats.compare_with_baseline`); its order is the
+        order of the rows, top to bottom.
+    title, xlabel : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_paired_gains(differences, compare_with_baseline(differences))  # doctest: +SKIP
+    """
+    names = list(comparison.index)
+    figure = Figure(figsize=(8, 0.6 * len(names) + 1.4), layout="constrained")
+    axes = figure.subplots()
+    for row, name in enumerate(names):
+        axes.scatter(differences[name], np.full(len(differences), row), color="tab:blue",
+                     alpha=0.6, s=18, label="one seed" if row == 0 else None)
+        low, high = comparison.loc[name, ["low", "high"]]
+        axes.plot([low, high], [row, row], color="black", linewidth=2,
+                  label="interval" if row == 0 else None)
+        axes.scatter(comparison.loc[name, "mean gain"], row, color="black", marker="D",
+                     s=30, zorder=3, label="mean" if row == 0 else None)
+    axes.axvline(0, color="tab:red", linestyle="--", linewidth=1)
+    axes.set_yticks(range(len(names)), names)
+    axes.invert_yaxis()
+    axes.set(xlabel=xlabel, ylabel="", title=title)
+    axes.legend(fontsize="small", loc="best")
+    axes.grid(alpha=0.3, axis="x")
+    return figure
+
+
+def plot_filters(
+    kernels: Mapping[str, np.ndarray], columns: int = 10, title: str = "First-layer filters",
+) -> Figure:
+    """Convolution filters as small images, red positive and blue negative.
+
+    Each model's filters share one colour scale, symmetric about zero, so a
+    faint filter looks faint beside a strong one.
+
+    Parameters
+    ----------
+    kernels : mapping of str to ndarray of shape (height, width, filters)
+        A label (a model's name) to its filters, e.g.
+        ``conv1.kernel[:, :, 0, :]``; each gets its own rows.
+    columns : int
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_filters({"starting": kernels})  # doctest: +SKIP
+    """
+    rows_each = {name: -(-np.shape(k)[-1] // columns) for name, k in kernels.items()}
+    total_rows = sum(rows_each.values())
+    figure = Figure(figsize=(1.1 * columns, 1.25 * total_rows + 0.6), layout="constrained")
+    grid = figure.subplots(total_rows, columns, squeeze=False)
+    row = 0
+    for name, weights in kernels.items():
+        weights = np.asarray(weights)
+        limit = np.abs(weights).max()
+        for index in range(rows_each[name] * columns):
+            axes = grid[row + index // columns, index % columns]
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if index >= weights.shape[-1]:
+                axes.axis("off")
+                continue
+            axes.imshow(weights[:, :, index], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axes.set_title(f"{index}", fontsize=7)
+        grid[row, 0].set_ylabel(name, fontsize=8)
+        row += rows_each[name]
+    figure.suptitle(title)
+    return figure
+
+
+def plot_tolerance_curves(
+    accuracy: pd.DataFrame, panel: str, line: str, x: str,
+    xlabels: Mapping[str, str] | None = None, title: str = "Tolerance",
+) -> Figure:
+    """Accuracy against the size of a perturbation, one panel per kind.
+
+    Parameters
+    ----------
+    accuracy : pandas.DataFrame
+        Long format: one row per measurement, with an ``accuracy`` column and
+        the columns named by ``panel``, ``line`` and ``x``.
+    panel, line, x : str
+        Columns that pick the panel (the direction of a shift, say), the line
+        within it (the model) and the horizontal position (pixels).
+    xlabels : mapping of str to str, optional
+        The horizontal axis label of each panel; ``x`` by default.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    LenetError
+        If a column is missing.
+
+    Examples
+    --------
+    >>> plot_tolerance_curves(table, "direction", "model", "pixels")  # doctest: +SKIP
+    """
+    missing = [name for name in ("accuracy", panel, line, x) if name not in accuracy]
+    if missing:
+        raise LenetError(f"accuracy has no column {', '.join(missing)}; pass a long table "
+                         "with one row per measurement.")
+    panels = list(pd.unique(accuracy[panel]))
+    figure = Figure(figsize=(4 * len(panels), 3.6), layout="constrained")
+    for axes, name in zip(np.atleast_1d(figure.subplots(1, len(panels), sharey=True)), panels,
+                          strict=True):
+        for label, rows in accuracy[accuracy[panel] == name].groupby(line, sort=False):
+            rows = rows.sort_values(x)
+            axes.plot(rows[x], rows["accuracy"], marker="o", markersize=3, label=label)
+        axes.set(title=str(name), xlabel=(xlabels or {}).get(name, x), ylim=(0, 1.02))
+        axes.grid(alpha=0.3)
+    figure.axes[0].set_ylabel("accuracy")
+    figure.axes[0].legend(fontsize="small")
+    figure.suptitle(title)
+    return figure

@@ -6,9 +6,11 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,26 +23,67 @@ import pandas as pd
 import tensorflow as tf
 
 import lenet_utils
-from lenet_utils import models
+from lenet_utils import lenet5, models
 from lenet_utils.data import Splits, make_dataset, stratified_subset
+from lenet_utils.device import PRECISIONS, device_name, dtype_policy, gpus, resolve_precision
 from lenet_utils.errors import LenetError
 from lenet_utils.profile import Profile
+from lenet_utils.schedules import SCHEDULES
 
 CACHE_VARIABLE = "LENET_CACHE_DIR"
 MODEL_BUILDERS = {"lenet": models.build_lenet, "lenet5": models.build_lenet5}
-OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+              "sdlm": lenet5.SDLM}
+LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+          "categorical_crossentropy": "categorical_crossentropy",
+          "rbf": lenet5.RBFLoss()}
+# Losses that take one-hot labels, which only the "numpy_float64" pipeline makes.
+ONE_HOT_LOSSES = ("categorical_crossentropy",)
+VALIDATION_MODES = ("every_epoch", "at_end")
+PIPELINES = ("tf_data", "numpy_float64")
+# Attributes added after the cache key first held the whole configuration:
+# at these values they are left out of the key, so earlier entries stay valid.
+_KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data", "optimizer_options": {}}
+EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
+# Images and seconds of every fit in this process, for the run record's throughput.
+_TRAINING_TALLY = {"images": 0, "seconds": 0.0}
 
 
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy, Keras and TensorFlow, and make TF ops deterministic.
+def set_seed(seed: int, *, deterministic_ops: bool | None = None) -> None:
+    """Seed Python, NumPy, Keras and TensorFlow; on a CPU, make TF ops deterministic.
+
+    On a CPU the same seed gives bit-identical weights, metrics and
+    predictions on the same machine and versions. (Another CPU may differ in
+    the last bits: oneDNN picks its kernels by the instructions a CPU has.)
+
+    On a GPU the seed fixes the initial weights, the order of the batches,
+    the dropout masks and the augmentation draws, but the training
+    arithmetic is not bit-identical from run to run: cuDNN's fast kernels for
+    convolutions and their gradients, and reductions that add with atomic
+    operations, sum in a varying order. The differences start in the last
+    bits and grow as training goes on, so two runs with one seed end with
+    close but not equal metrics. TensorFlow's op determinism would make them
+    equal, but it raises an error, at training time, for any op without a
+    deterministic GPU kernel, and it slows cuDNN down; so it is left off on
+    a GPU unless asked for.
+
+    Parameters
+    ----------
+    seed : int
+    deterministic_ops : bool, optional
+        Call ``tf.config.experimental.enable_op_determinism()``. By default
+        True without a GPU and False with one.
 
     Examples
     --------
     >>> set_seed(0)
     """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops is None:
+        deterministic_ops = not gpus()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
 
 
 @dataclass(frozen=True)
@@ -63,6 +106,32 @@ class TrainingConfig:
     early_stopping : int or None
         Stop when the validation loss has not improved for this many epochs,
         and restore the best epoch's weights; None trains every epoch.
+    schedule : str
+        A name of :data:`lenet_utils.schedules.SCHEDULES`: how the learning
+        rate changes over the run (``"constant"``, ``"one_cycle"``, ...).
+    loss : str
+        A name of :data:`LOSSES` (``"rbf"``: LeNet-5's RBF output, eq. 9).
+    optimizer_options : dict
+        Extra keyword arguments for the optimizer (SDLM's ``mu``). SDLM also
+        gets ``samples_per_step=batch_size`` and re-estimates its curvature
+        on 500 training images before every epoch.
+    validate : {"every_epoch", "at_end"}
+        Evaluate the validation set after every epoch (for learning curves)
+        or only after the last one, which is cheaper when nobody plots the
+        curves. Early stopping needs ``"every_epoch"``.
+    precision : {"float32", "mixed_bfloat16", "auto"}
+        ``"mixed_bfloat16"`` computes in bfloat16 and keeps the weights (and
+        LeNet's softmax) in float32; ``"auto"`` picks it only where the
+        device computes bfloat16 natively
+        (:func:`lenet_utils.device.resolve_precision`).
+    pipeline : {"tf_data", "numpy_float64"}
+        How raw uint8 images reach ``fit`` in
+        :func:`lenet_utils.benchmark.time_to_accuracy`: ``"tf_data"`` scales
+        each batch to float32 in a ``tf.data`` pipeline; ``"numpy_float64"``
+        is the starting script's way, NumPy arrays scaled with
+        ``astype("float") / 255.0`` (float64) and one-hot labels, which need
+        ``loss="categorical_crossentropy"``. :func:`train_or_load` takes
+        scaled arrays and always feeds them through ``tf.data``.
     """
 
     model: str = "lenet"
@@ -73,48 +142,115 @@ class TrainingConfig:
     epochs: int = 20
     seed: int = 0
     early_stopping: int | None = None
+    schedule: str = "constant"
+    loss: str = "sparse_categorical_crossentropy"
+    validate: str = "every_epoch"
+    precision: str = "float32"
+    pipeline: str = "tf_data"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
             raise LenetError(f"model={self.model!r} is unknown; choose one of "
                              f"{', '.join(MODEL_BUILDERS)}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise LenetError(f"optimizer={self.optimizer!r} is unknown; choose one of "
-                             f"{', '.join(OPTIMIZERS)}.")
+        for attribute, options in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                                   ("loss", LOSSES), ("validate", VALIDATION_MODES),
+                                   ("precision", PRECISIONS), ("pipeline", PIPELINES)]:
+            if getattr(self, attribute) not in options:
+                raise LenetError(f"{attribute}={getattr(self, attribute)!r} is unknown; "
+                                 f"choose one of {', '.join(options)}.")
+        if self.early_stopping is not None and self.validate != "every_epoch":
+            raise LenetError("early_stopping watches the validation loss every epoch; "
+                             "set validate='every_epoch'.")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise LenetError(f"early_stopping={self.early_stopping} must be a positive "
                              "number of epochs, or None.")
         if self.epochs < 1 or self.batch_size < 1:
             raise LenetError(f"epochs={self.epochs} and batch_size={self.batch_size} "
                              "must be positive integers.")
+        if not self.learning_rate > 0:
+            raise LenetError(f"learning_rate={self.learning_rate} must be positive.")
+        if (self.loss in ONE_HOT_LOSSES) != (self.pipeline == "numpy_float64"):
+            raise LenetError(f"loss={self.loss!r} does not fit pipeline={self.pipeline!r}: "
+                             "only the 'numpy_float64' pipeline makes one-hot labels, and "
+                             f"it needs a loss among {', '.join(ONE_HOT_LOSSES)}.")
 
-    def build_model(self) -> keras.Model:
-        """Seed, build and compile the configured model."""
+    @property
+    def resolved_precision(self) -> str:
+        """``precision``, with ``"auto"`` decided for this machine."""
+        return resolve_precision(self.precision)
+
+    def build_model(self, steps_per_epoch: int = 1) -> keras.Model:
+        """Seed, build and compile the configured model.
+
+        Parameters
+        ----------
+        steps_per_epoch : int
+            Batches per epoch, which schedules that span the run need.
+        """
         set_seed(self.seed)
-        model = MODEL_BUILDERS[self.model](**self.model_options)
-        optimizer = OPTIMIZERS[self.optimizer](learning_rate=self.learning_rate)
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        with dtype_policy(self.resolved_precision):
+            model = MODEL_BUILDERS[self.model](**self.model_options)
+        rate = SCHEDULES[self.schedule](self.learning_rate, steps_per_epoch, self.epochs)
+        options = dict(self.optimizer_options)
+        if self.optimizer == "sdlm":
+            options.setdefault("samples_per_step", self.batch_size)
+        model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate, **options),
+                      loss=LOSSES[self.loss], metrics=["accuracy"])
         return model
 
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        """The callbacks the configuration asks for (early stopping)."""
-        if self.early_stopping is None:
-            return []
-        return [keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.early_stopping, restore_best_weights=True)]
+    def but(self, **changes: Any) -> TrainingConfig:
+        """A copy with some attributes changed.
+
+        Examples
+        --------
+        >>> TrainingConfig().but(seed=1).seed
+        1
+        """
+        return dataclasses.replace(self, **changes)
+
+    def callbacks(self, train: Arrays | None = None) -> list[keras.callbacks.Callback]:
+        """The callbacks the configuration asks for (early stopping, SDLM's curvature)."""
+        callbacks = []
+        if self.optimizer == "sdlm":
+            if train is None:
+                raise LenetError("optimizer='sdlm' estimates curvature on training images; "
+                                 "pass train to callbacks().")
+            callbacks.append(lenet5.CurvatureEstimate(train[0], seed=self.seed))
+        if self.early_stopping is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=self.early_stopping, restore_best_weights=True))
+        return callbacks
 
     def fingerprint(self) -> dict[str, Any]:
         """The configuration with builder options equal to their defaults left out.
 
         ``{"dense_dropout": 0.0}`` builds the same model as ``{}``, so both runs
-        share one cache entry.
+        share one cache entry. ``precision="auto"`` is keyed as the precision
+        it resolves to on this machine.
         """
         defaults = {name: parameter.default for name, parameter in
                     inspect.signature(MODEL_BUILDERS[self.model]).parameters.items()}
         options = {name: value for name, value in sorted(self.model_options.items())
                    if defaults.get(name, inspect.Parameter.empty) != value}
-        return {**dataclasses.asdict(self), "model_options": options}
+        fingerprint = {**dataclasses.asdict(self), "model_options": options,
+                       "precision": self.resolved_precision}
+        for name, value in _KEYED_UNLESS.items():
+            if fingerprint[name] == value:
+                del fingerprint[name]
+        return fingerprint
+
+
+def starting_recipe(profile: Profile, seed: int = 0) -> TrainingConfig:
+    """The starting script's recipe: SGD 0.01, batch 128, 20 epochs (capped by the profile).
+
+    Examples
+    --------
+    >>> starting_recipe(get_profile("quick")).epochs  # doctest: +SKIP
+    2
+    """
+    return TrainingConfig(model="lenet", optimizer="sgd", learning_rate=0.01,
+                          batch_size=128, epochs=profile.epochs(20), seed=seed)
 
 
 def _metric_order(name: str) -> tuple[bool, bool]:
@@ -122,14 +258,25 @@ def _metric_order(name: str) -> tuple[bool, bool]:
     return name.startswith("val_"), name.removeprefix("val_") != "loss"
 
 
-class EpochLine(keras.callbacks.Callback):
-    """Print one line per epoch: no progress bar, no timings, same every run."""
+class EpochLog(keras.callbacks.Callback):
+    """Keep every epoch's metrics and, if asked, print one line per epoch.
+
+    Keras's own history cannot hold epochs without validation metrics next
+    to epochs with them; this log can (missing values are NaN).
+    """
+
+    def __init__(self, echo: bool) -> None:
+        super().__init__()
+        self.echo = echo
+        self.rows: list[dict[str, float]] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        names = sorted(logs, key=_metric_order)
-        metrics = "  ".join(f"{name} {logs[name]:.4f}" for name in names)
-        print(f"epoch {epoch + 1:>3}/{self.params['epochs']}  {metrics}")
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        self.rows.append(logs)
+        if self.echo:
+            names = sorted(logs, key=_metric_order)
+            metrics = "  ".join(f"{name} {logs[name]:.4f}" for name in names)
+            print(f"epoch {epoch + 1:>3}/{self.params['epochs']}  {metrics}")
 
 
 def fit(
@@ -141,8 +288,10 @@ def fit(
     batch_size: int,
     seed: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    validate: str = "every_epoch",
+    log_epochs: bool = False,
 ) -> pd.DataFrame:
-    """Train a compiled model, printing at most one line per epoch.
+    """Train a compiled model and print one summary line (or one line per epoch).
 
     Parameters
     ----------
@@ -155,28 +304,61 @@ def fit(
         Seeds the shuffling of the training set.
     callbacks : list of keras.callbacks.Callback, optional
         Extra callbacks (early stopping, say).
+    validate : {"every_epoch", "at_end"}
+        When to evaluate the validation set.
+    log_epochs : bool
+        Print a line after every epoch as well as the summary.
 
     Returns
     -------
     pandas.DataFrame
         One row per epoch (index starting at 1): loss, accuracy, val_loss,
-        val_accuracy.
+        val_accuracy (NaN on epochs that were not validated).
 
     Examples
     --------
     >>> history = fit(model, splits.train, splits.validation,
     ...               epochs=20, batch_size=128)  # doctest: +SKIP
+    20 epochs, 54,000 images in 338 s (3,195 images/s); val_accuracy 0.9853
     """
-    history = model.fit(
+    log = EpochLog(echo=log_epochs)
+    started = time.perf_counter()
+    model.fit(
         make_dataset(*train, batch_size, shuffle=True, seed=seed),
-        validation_data=make_dataset(*validation, 1024),
+        validation_data=make_dataset(*validation, EVALUATION_BATCH),
+        validation_freq=1 if validate == "every_epoch" else [epochs],
         epochs=epochs, shuffle=False, verbose=0,
-        callbacks=[EpochLine(), *(callbacks or [])],
+        callbacks=[log, *(callbacks or [])],
     )
-    table = pd.DataFrame(history.history)
+    seconds = time.perf_counter() - started
+    table = pd.DataFrame(log.rows)
     table = table[sorted(table, key=_metric_order)]
     table.index = pd.RangeIndex(1, len(table) + 1, name="epoch")
+    images = len(table) * len(train[1])
+    count_training(images, seconds)
+    print(_summary_line(table, images, seconds))
     return table
+
+
+def count_training(images: int, seconds: float) -> None:
+    """Add a training run to the throughput that :class:`RunRecord` reports.
+
+    :func:`fit` counts its runs; code that calls ``model.fit`` itself (the
+    benchmark's timed runs) counts them here.
+
+    Examples
+    --------
+    >>> count_training(54_000, 17.5)
+    """
+    _TRAINING_TALLY["images"] += images
+    _TRAINING_TALLY["seconds"] += seconds
+
+
+def _summary_line(history: pd.DataFrame, images: int, seconds: float) -> str:
+    last = history.iloc[-1]
+    accuracy = last.get("val_accuracy", math.nan)
+    return (f"{len(history)} epochs, {images:,} images in {seconds:.0f} s "
+            f"({images / max(seconds, 1e-9):,.0f} images/s); val_accuracy {accuracy:.4f}")
 
 
 def evaluate_gaps(
@@ -198,8 +380,9 @@ def evaluate_gaps(
     --------
     >>> evaluate_gaps(model, small_train, splits.validation)  # doctest: +SKIP
     """
-    loss, accuracy = model.evaluate(*train, batch_size=1024, verbose=0)
-    val_loss, val_accuracy = model.evaluate(*validation, batch_size=1024, verbose=0)
+    loss, accuracy = model.evaluate(*train, batch_size=EVALUATION_BATCH, verbose=0)
+    val_loss, val_accuracy = model.evaluate(*validation, batch_size=EVALUATION_BATCH,
+                                            verbose=0)
     return {"accuracy": accuracy, "val_accuracy": val_accuracy,
             "accuracy gap": accuracy - val_accuracy,
             "loss": loss, "val_loss": val_loss, "loss gap": val_loss - loss}
@@ -245,9 +428,32 @@ def with_gaps(history: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def model_code_fingerprint(model: str) -> str:
+    """A hash of the source of the module that builds ``model``.
+
+    Part of the cache key, so that a change to a builder (a new default, a
+    fixed layer) never serves a model built by the old code.
+
+    Examples
+    --------
+    >>> len(model_code_fingerprint("lenet"))
+    16
+    """
+    module = sys.modules[MODEL_BUILDERS[model].__module__]
+    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+
+
 def cache_key(config: TrainingConfig, train: Arrays, validation: Arrays) -> str:
-    """A short hash of the configuration and the exact training data."""
-    digest = hashlib.sha256(json.dumps(config.fingerprint(), sort_keys=True).encode())
+    """A short hash of the configuration, the package version, the model code and the data.
+
+    Examples
+    --------
+    >>> cache_key(TrainingConfig(), train, validation)  # doctest: +SKIP
+    '3f9c0a1b2c3d4e5f'
+    """
+    identity = {"config": config.fingerprint(), "lenet_utils": lenet_utils.__version__,
+                "model code": model_code_fingerprint(config.model)}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     for array in (*train, *validation):
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
@@ -261,18 +467,21 @@ def cache_dir() -> Path:
 
 
 def train_or_load(
-    config: TrainingConfig, train: Arrays, validation: Arrays
+    config: TrainingConfig, train: Arrays, validation: Arrays, *, log_epochs: bool = False
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Train ``config`` on the data, or load the identical run from the cache.
 
     A chapter that needs a model another chapter trained with the same
-    configuration and data gets it back instead of training it again, and
-    still works when run alone.
+    configuration, data and model code gets it back instead of training it
+    again, and still works when run alone. An unreadable cache entry is
+    reported in one line and trained again.
 
     Parameters
     ----------
     config : TrainingConfig
     train, validation : tuple of ndarray
+    log_epochs : bool
+        Print one line per epoch while training, not only the summary.
 
     Returns
     -------
@@ -285,19 +494,35 @@ def train_or_load(
     >>> model, history = train_or_load(TrainingConfig(), splits.train,
     ...                                splits.validation)  # doctest: +SKIP
     """
+    if config.pipeline != "tf_data":
+        raise LenetError(f"pipeline={config.pipeline!r} feeds raw images the starting "
+                         "script's way, which only benchmark.time_to_accuracy does; "
+                         "train_or_load takes scaled arrays: use pipeline='tf_data'.")
     key = cache_key(config, train, validation)
     folder = cache_dir() / key
-    if (folder / "model.keras").is_file() and (folder / "history.csv").is_file():
-        print(f"loaded the trained model from the cache ({key}): the same configuration "
-              "and data were trained before")
-        history = pd.read_csv(folder / "history.csv", index_col="epoch")
-        return keras.models.load_model(folder / "model.keras"), history
-    model = config.build_model()
+    if folder.exists():
+        try:
+            loaded = _load_entry(folder)
+        except Exception as error:  # noqa: BLE001 - any unreadable entry is retrained
+            print(f"cache entry {key} is unreadable ({type(error).__name__}); "
+                  "training again")
+        else:
+            print(f"loaded from the cache ({key}): trained before, same data and code")
+            return loaded
+    model = config.build_model(steps_per_epoch=math.ceil(len(train[1]) / config.batch_size))
     history = fit(model, train, validation, epochs=config.epochs,
                   batch_size=config.batch_size, seed=config.seed,
-                  callbacks=config.callbacks())
+                  callbacks=config.callbacks(train), validate=config.validate,
+                  log_epochs=log_epochs)
     _save_atomically(folder, model, history, config)
     return model, history
+
+
+def _load_entry(folder: Path) -> tuple[keras.Model, pd.DataFrame]:
+    history = pd.read_csv(folder / "history.csv", index_col="epoch")
+    if history.empty:
+        raise LenetError(f"{folder / 'history.csv'} has no epochs.")
+    return keras.models.load_model(folder / "model.keras"), history
 
 
 def _save_atomically(
@@ -318,7 +543,7 @@ def _save_atomically(
 
 @dataclass
 class RunRecord:
-    """When a notebook run started and under which profile.
+    """When a notebook run started, under which profile and on which device.
 
     Examples
     --------
@@ -328,13 +553,20 @@ class RunRecord:
 
     profile: Profile
     started: float = field(default_factory=time.perf_counter)
+    tally_at_start: dict[str, float] = field(default_factory=lambda: dict(_TRAINING_TALLY))
 
     def report(self) -> str:
-        """The run record: profile, wall time and versions, one per line."""
+        """The run record: profile, wall time, device, throughput and versions."""
         seconds = time.perf_counter() - self.started
+        images = _TRAINING_TALLY["images"] - self.tally_at_start["images"]
+        trained = _TRAINING_TALLY["seconds"] - self.tally_at_start["seconds"]
+        throughput = (f"{images:,} images in {trained:.0f} s, {images / trained:,.0f} images/s"
+                      if trained > 0 else "none (every model came from the cache)")
         return "\n".join([
             f"profile: {self.profile.name}",
             f"wall time: {seconds:.0f} s",
+            f"device: {device_name()}",
+            f"training: {throughput}",
             f"python: {platform.python_version()}",
             f"tensorflow: {tf.__version__}",
             f"keras: {keras.__version__}",

@@ -33,15 +33,47 @@ def test_same_seed_same_weights(toy_data):
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
 
 
-def test_fit_prints_one_line_per_epoch(toy_data, capfd):
+def test_fit_prints_one_summary_line(toy_data, capfd):
     _, history = quick_fit(training.TrainingConfig(epochs=3, batch_size=16), toy_data)
     lines = capfd.readouterr().out.splitlines()
-    assert len(lines) == 3
-    assert lines[0].startswith("epoch   1/3  loss ")
-    assert all("\r" not in line and "step" not in line and len(line) < 100
-               for line in lines)
+    assert len(lines) == 1
+    assert lines[0].startswith("3 epochs, 180 images in ")
+    assert lines[0].endswith(f"val_accuracy {history['val_accuracy'].iloc[-1]:.4f}")
+    assert len(lines[0]) <= 80
     assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
     assert list(history.index) == [1, 2, 3]
+
+
+def test_fit_logs_every_epoch_when_asked(toy_data, capfd):
+    model = training.TrainingConfig(epochs=3, batch_size=16).build_model()
+    training.fit(model, *toy_data, epochs=3, batch_size=16, log_epochs=True)
+    lines = capfd.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("epoch   1/3  loss ")
+    assert all("\r" not in line and "step" not in line and len(line) <= 80
+               for line in lines)
+
+
+def test_validation_at_the_end_only(toy_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    every = training.TrainingConfig(epochs=3, batch_size=16)
+    at_end = every.but(validate="at_end")
+    _, full_history = training.train_or_load(every, *toy_data)
+    _, history = training.train_or_load(at_end, *toy_data)
+    assert history["val_loss"].isna().tolist() == [True, True, False]
+    pd.testing.assert_series_equal(history["loss"], full_history["loss"])
+    assert history["val_accuracy"].iloc[-1] == full_history["val_accuracy"].iloc[-1]
+    with pytest.raises(LenetError, match="validate='every_epoch'"):
+        every.but(validate="at_end", early_stopping=2)
+
+
+def test_one_cycle_schedule_spans_the_run(toy_data):
+    config = training.TrainingConfig(optimizer="adam", learning_rate=3e-3,
+                                     schedule="one_cycle", epochs=3, batch_size=16)
+    model = config.build_model(steps_per_epoch=4)
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(3e-3 / 25)
+    schedule = model.optimizer._learning_rate
+    assert schedule.total_steps == 12
 
 
 def test_train_or_load_reuses_the_identical_run(toy_data, tmp_path, monkeypatch, capfd):
@@ -50,7 +82,7 @@ def test_train_or_load_reuses_the_identical_run(toy_data, tmp_path, monkeypatch,
     model, history = training.train_or_load(config, *toy_data)
     capfd.readouterr()
     loaded, loaded_history = training.train_or_load(config, *toy_data)
-    assert "loaded the trained model from the cache" in capfd.readouterr().out
+    assert "loaded from the cache" in capfd.readouterr().out
     images = toy_data[1][0]
     np.testing.assert_array_equal(model.predict(images, verbose=0),
                                   loaded.predict(images, verbose=0))
@@ -77,12 +109,59 @@ def test_config_rejects_unknown_options(kwargs, message):
         training.TrainingConfig(**kwargs)
 
 
-def test_run_record_names_profile_and_versions():
-    report = training.RunRecord(get_profile("quick")).report()
-    lines = report.splitlines()
+def test_cache_key_depends_on_the_model_code_and_version(toy_data, monkeypatch):
+    config = training.TrainingConfig()
+    key = training.cache_key(config, *toy_data)
+    monkeypatch.setattr(training.inspect, "getsource", lambda module: "changed code")
+    assert training.cache_key(config, *toy_data) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(training.lenet_utils, "__version__", "9.9.9")
+    assert training.cache_key(config, *toy_data) != key
+
+
+@pytest.mark.parametrize("damage", ["truncate model", "delete history", "empty history"])
+def test_a_broken_cache_entry_is_reported_and_retrained(toy_data, tmp_path, monkeypatch,
+                                                        capfd, damage):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(epochs=1, batch_size=16)
+    model, _ = training.train_or_load(config, *toy_data)
+    folder = tmp_path / training.cache_key(config, *toy_data)
+    if damage == "truncate model":
+        data = (folder / "model.keras").read_bytes()
+        (folder / "model.keras").write_bytes(data[: len(data) // 2])
+    elif damage == "delete history":
+        (folder / "history.csv").unlink()
+    else:
+        (folder / "history.csv").write_text("epoch,loss\n")
+    capfd.readouterr()
+    again, history = training.train_or_load(config, *toy_data)
+    out = capfd.readouterr().out.splitlines()
+    assert out[0].startswith(f"cache entry {folder.name} is unreadable (")
+    assert out[0].endswith("); training again")
+    assert len(history) == 1
+    images = toy_data[1][0]
+    np.testing.assert_array_equal(model.predict(images, verbose=0),
+                                  again.predict(images, verbose=0))
+    assert "loaded from the cache" in _run_and_capture(config, toy_data, capfd)
+
+
+def _run_and_capture(config, toy_data, capfd):
+    training.train_or_load(config, *toy_data)
+    return capfd.readouterr().out
+
+
+def test_run_record_names_profile_device_throughput_and_versions(toy_data):
+    record = training.RunRecord(get_profile("quick"))
+    untrained = record.report().splitlines()
+    assert untrained[3] == "training: none (every model came from the cache)"
+    quick_fit(training.TrainingConfig(epochs=2, batch_size=16), toy_data)
+    lines = record.report().splitlines()
     assert lines[0] == "profile: quick"
     assert lines[1].startswith("wall time: ") and lines[1].endswith(" s")
-    assert [line.split(":")[0] for line in lines[2:]] == [
+    assert lines[2].startswith(("device: CPU: ", "device: GPU: "))
+    assert lines[3].startswith("training: 120 images in ")
+    assert lines[3].endswith(" images/s")
+    assert [line.split(":")[0] for line in lines[4:]] == [
         "python", "tensorflow", "keras", "lenet_utils"]
 
 

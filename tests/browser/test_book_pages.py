@@ -1,13 +1,16 @@
 """Every page of the built book, in headless Chromium.
 
-Run after the book is built (``make test`` does both). Screenshots of every
-page go to ``_build/screenshots``.
+Run after the book is built (``make test`` does both). Full-page screenshots of
+every page at 1280×900 and 400×800 go to ``_build/screenshots/<size>/``, and
+each page's height at 1280×900 to ``_build/page-heights.json``.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -25,6 +28,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+PAGE_HEIGHTS = ROOT / "_build" / "page-heights.json"
+LAYOUT_SIZE = (1280, 900)
+SCREENSHOT_SIZES = ((1280, 900), (400, 800))
+# An output longer than this is shown in a scrolling or collapsed cell (MyST-NB tags).
+EXPANDED_OUTPUT_LINES = 40
 CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # Assets the theme loads from CDNs. Tests run without network, so these fail to
@@ -136,8 +144,98 @@ def test_page_links_anchors_images_and_console(page, site, browser):
     errors = [entry["message"] for entry in browser.get_log("browser")
               if entry["level"] == "SEVERE" and not offline_cdn_failure(entry["message"])]
     assert errors == [], f"{page}: console errors"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / (page.replace("/", "_")[:-5] + ".png")))
+
+
+def show_at(browser, url: str, size: tuple[int, int]) -> None:
+    """Load ``url`` in a viewport of ``size`` and wait for its fonts and images."""
+    width, height = size
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    browser.get(url)
+    browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all([document.fonts.ready, ...[...document.images].map(i => i.decode()"
+        ".catch(() => null))]).then(() => done(true));")
+
+
+@pytest.fixture
+def viewport(browser):
+    yield browser
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+# What a reader would have to scroll sideways, what is wider than the text column,
+# and which expanded outputs are longer than the limit.
+LAYOUT_PROBLEMS = """
+const limit = arguments[0];
+const article = document.querySelector('article.bd-article') || document.body;
+const column = article.getBoundingClientRect();
+const shown = el => el.offsetParent !== null;
+const name = el => `${el.tagName.toLowerCase()} "${el.innerText.trim().slice(0, 60)}"`;
+const scrolls = [...article.querySelectorAll('*')].filter(el => {
+  const overflow = getComputedStyle(el).overflowX;
+  return shown(el) && (overflow === 'auto' || overflow === 'scroll')
+    && el.scrollWidth > el.clientWidth + 1;
+}).map(el => `scrolls sideways (${el.scrollWidth} > ${el.clientWidth} px): ${name(el)}`);
+const wide = [...article.querySelectorAll('table, img, pre')].filter(el => shown(el)
+    && el.getBoundingClientRect().right > column.right + 1)
+  .map(el => `wider than the text column: ${name(el)}`);
+const collapsed = el => el.closest('.tag_scroll-output, .tag_hide-output');
+const tall = [...article.querySelectorAll('.cell_output pre, .cell_output table')]
+  .filter(el => shown(el) && !collapsed(el)).map(el => [el, el.tagName === 'TABLE'
+    ? el.querySelectorAll('tbody tr').length : el.innerText.split('\\n').length])
+  .filter(([el, lines]) => lines > limit)
+  .map(([el, lines]) => `${lines} lines shown expanded: ${name(el)}`);
+return {problems: [...scrolls, ...wide, ...tall],
+        height: document.documentElement.scrollHeight};
+"""
+
+
+def record_height(page: str, height: int) -> None:
+    heights = json.loads(PAGE_HEIGHTS.read_text()) if PAGE_HEIGHTS.is_file() else {}
+    heights[page] = height
+    PAGE_HEIGHTS.write_text(json.dumps(dict(sorted(heights.items())), indent=1) + "\n")
+
+
+# Known breaks, each waiting for a re-execution that did not fit the session that found it;
+# strict, so that the test fails once the break is fixed and its entry must go.
+KNOWN_LAYOUT_BREAKS = {
+    "notebooks/04_overfitting.html": "the confidence table is 13 px too wide: fewer or "
+    "shorter columns, then re-execute",
+    "notebooks/09_lenet5_appendix.html": "the step-schedule table has one column per pass: "
+    "print it transposed, then re-execute",
+    "notebooks/10_training_fast.html": "cells 2 and 4 print lines over 80 columns and the "
+    "ablation's settings table is too wide; re-execute (24 min) after fixing",
+}
+
+
+def layout_cases() -> list:
+    return [pytest.param(page, marks=[pytest.mark.xfail(reason=KNOWN_LAYOUT_BREAKS[page],
+                                                        strict=True)])
+            if page in KNOWN_LAYOUT_BREAKS else page for page in PAGES]
+
+
+@pytest.mark.parametrize("page", layout_cases())
+def test_page_fits_a_1280_px_window(page, site, viewport):
+    show_at(viewport, urljoin(site, page), LAYOUT_SIZE)
+    layout = viewport.execute_script(LAYOUT_PROBLEMS, EXPANDED_OUTPUT_LINES)
+    record_height(page, layout["height"])
+    assert layout["problems"] == [], f"{page} at {LAYOUT_SIZE}:\n" + "\n".join(
+        layout["problems"])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_screenshots(page, site, viewport):
+    for width, height in SCREENSHOT_SIZES:
+        show_at(viewport, urljoin(site, page), (width, height))
+        full_height = viewport.execute_script("return document.documentElement.scrollHeight")
+        shot = viewport.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": full_height, "scale": 1}})
+        folder = SCREENSHOTS / f"{width}x{height}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / (page.replace("/", "_")[:-5] + ".png")).write_bytes(
+            base64.b64decode(shot["data"]))
 
 
 @pytest.mark.parametrize("page", [page for page in PAGES if page.startswith("notebooks/")])

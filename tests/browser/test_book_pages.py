@@ -199,14 +199,7 @@ def record_height(page: str, height: int) -> None:
 
 # Known breaks, each waiting for a re-execution that did not fit the session that found it;
 # strict, so that the test fails once the break is fixed and its entry must go.
-KNOWN_LAYOUT_BREAKS = {
-    "notebooks/04_overfitting.html": "the confidence table is 13 px too wide: fewer or "
-    "shorter columns, then re-execute",
-    "notebooks/09_lenet5_appendix.html": "the step-schedule table has one column per pass: "
-    "print it transposed, then re-execute",
-    "notebooks/10_training_fast.html": "cells 2 and 4 print lines over 80 columns and the "
-    "ablation's settings table is too wide; re-execute (24 min) after fixing",
-}
+KNOWN_LAYOUT_BREAKS: dict[str, str] = {}
 
 
 def layout_cases() -> list:

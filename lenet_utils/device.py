@@ -21,8 +21,8 @@ from lenet_utils.errors import LenetError
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 # CPU flags under which bfloat16 trains LeNet faster than float32: AMX tiles.
 # AVX-512 BF16 alone is not enough: on a Xeon that exposes avx512_bf16 but
-# not AMX, the starting recipe trained at 1,536 images/s in bfloat16 against
-# 3,261 in float32 (appendix 10); with AMX, the fast recipe ran at ~8,500.
+# not AMX, the starting recipe trained at 2,106 images/s in bfloat16 against
+# 3,122 in float32 (appendix 10); with AMX, the fast recipe ran at ~8,500.
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
 # NVIDIA GPUs compute bfloat16 in their tensor cores from Ampere (8.0) on.
 BFLOAT16_GPU_CAPABILITY = (8, 0)

@@ -102,7 +102,7 @@ def machine() -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from lenet_utils.device import cpu_has_native_bfloat16, device_name
+    from lenet_utils.device import cpu_flags, cpu_has_native_bfloat16, device_name
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").exists():
@@ -111,6 +111,7 @@ def machine() -> dict[str, Any]:
         cpu = names[0] if names else cpu
     return {"cpu": cpu, "cores": os.cpu_count(), "device": device_name(),
             "native_bfloat16": cpu_has_native_bfloat16(),
+            "bfloat16_flags": sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"}),
             "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__}
 

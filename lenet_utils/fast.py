@@ -22,4 +22,4 @@ FAST_RECIPE = TrainingConfig(
     batch_size=256, epochs=3, precision="auto",
 )
 """Adam with a one-cycle schedule peaking at 0.003, batches of 256, 3 epochs, and
-bfloat16 where the device computes it natively."""
+bfloat16 where the device computes it faster than float32."""

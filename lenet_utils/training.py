@@ -122,8 +122,8 @@ class TrainingConfig:
     precision : {"float32", "mixed_bfloat16", "auto"}
         ``"mixed_bfloat16"`` computes in bfloat16 and keeps the weights (and
         LeNet's softmax) in float32; ``"auto"`` picks it only where the
-        device computes bfloat16 natively
-        (:func:`lenet_utils.device.resolve_precision`).
+        device computes bfloat16 faster than float32 (AMX, or an
+        NVIDIA GPU from the A100 on; :func:`lenet_utils.device.resolve_precision`).
     pipeline : {"tf_data", "numpy_float64"}
         How raw uint8 images reach ``fit`` in
         :func:`lenet_utils.benchmark.time_to_accuracy`: ``"tf_data"`` scales

@@ -19,7 +19,7 @@ def fake_gpu(monkeypatch):
 
 @pytest.mark.parametrize(("flags", "expected"), [
     ("fpu avx512f amx_bf16 amx_tile", True),
-    ("fpu avx512f avx512_bf16", True),
+    ("fpu avx512f avx512_bf16", False),  # measured slower than float32 without AMX
     ("fpu avx2 fma", False),
 ])
 def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, expected):

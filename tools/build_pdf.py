@@ -65,8 +65,6 @@ def find_browser() -> str | None:
 def build_single_page() -> Path:
     """Run Jupyter Book's single-page builder; return the page of the whole book."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    # MathJax from the build, so that the formulas render without network.
-    config["sphinx"].setdefault("extra_extensions", []).append("sphinx-mathjax-offline")
     # The copy lives in _build/pdf: its paths must not depend on where it is.
     sphinx = config["sphinx"]
     sphinx["local_extensions"] = {name: str(ROOT / folder)

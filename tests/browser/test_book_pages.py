@@ -37,7 +37,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bi
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 # Assets the theme loads from CDNs. Tests run without network, so these fail to
 # resolve; any other failed load, and any other console error, fails the test.
-KNOWN_CDN_ASSETS = ("https://cdn.jsdelivr.net/npm/mathjax@3/",)
+# None now: MathJax is served from the build (sphinx-mathjax-offline).
+KNOWN_CDN_ASSETS: tuple[str, ...] = ()
 OFFLINE = "net::ERR_NAME_NOT_RESOLVED"
 PAGES = sorted(str(path.relative_to(HTML)) for path in HTML.glob("**/*.html")
                if not path.relative_to(HTML).parts[0].startswith("_")) if HTML.is_dir() else []
@@ -199,14 +200,7 @@ def record_height(page: str, height: int) -> None:
 
 # Known breaks, each waiting for a re-execution that did not fit the session that found it;
 # strict, so that the test fails once the break is fixed and its entry must go.
-KNOWN_LAYOUT_BREAKS = {
-    "notebooks/04_overfitting.html": "the confidence table is 13 px too wide: fewer or "
-    "shorter columns, then re-execute",
-    "notebooks/09_lenet5_appendix.html": "the step-schedule table has one column per pass: "
-    "print it transposed, then re-execute",
-    "notebooks/10_training_fast.html": "cells 2 and 4 print lines over 80 columns and the "
-    "ablation's settings table is too wide; re-execute (24 min) after fixing",
-}
+KNOWN_LAYOUT_BREAKS: dict[str, str] = {}
 
 
 def layout_cases() -> list:
@@ -222,6 +216,33 @@ def test_page_fits_a_1280_px_window(page, site, viewport):
     record_height(page, layout["height"])
     assert layout["problems"] == [], f"{page} at {LAYOUT_SIZE}:\n" + "\n".join(
         layout["problems"])
+
+
+# How many of the page's formulas MathJax has not typeset; -1 if MathJax never started.
+UNTYPESET_FORMULAS = """
+const done = arguments[arguments.length - 1];
+const started = Date.now();
+(function wait() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done([...document.querySelectorAll('.math')]
+      .filter(el => !el.querySelector('mjx-container')).length));
+  } else if (Date.now() - started > 15000) {
+    done(-1);
+  } else {
+    setTimeout(wait, 100);
+  }
+})();
+"""
+MATH_PAGES = [page for page in PAGES if 'class="math' in (HTML / page).read_text("utf-8")]
+
+
+@pytest.mark.parametrize("page", MATH_PAGES)
+def test_formulas_are_typeset_without_network(page, site, viewport):
+    show_at(viewport, urljoin(site, page), LAYOUT_SIZE)
+    viewport.set_script_timeout(30)
+    untypeset = viewport.execute_async_script(UNTYPESET_FORMULAS)
+    assert untypeset == 0, (f"{page}: MathJax did not start" if untypeset == -1
+                            else f"{page}: {untypeset} formulas shown as raw TeX")
 
 
 @pytest.mark.parametrize("page", PAGES)

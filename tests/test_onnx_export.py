@@ -143,7 +143,9 @@ def test_provenance_describes_the_stored_model(stored_model, test_digits):
     assert record["model"]["sha256"] == hashlib.sha256(stored_model.read_bytes()).hexdigest()
     assert record["training"]["config"] == {
         "model": "lenet", "model_options": {}, "optimizer": "sgd", "learning_rate": 0.01,
-        "batch_size": 128, "epochs": 20, "seed": 0, "early_stopping": None}
+        "batch_size": 128, "epochs": 20, "seed": 0, "early_stopping": None,
+        "schedule": "constant", "loss": "sparse_categorical_crossentropy",
+        "validate": "every_epoch"}
     images, labels = test_digits
     probabilities = export.run_onnx(stored_model, images)["probabilities"]
     measured = record["measured"]

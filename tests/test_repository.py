@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from book_contents import toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -30,11 +31,6 @@ def text_of(cell: dict) -> str:
         parts.append("".join(output.get("text", "")))
         parts.append("".join(output.get("data", {}).get("text/plain", "")))
     return "".join(parts)
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
 
 
 def test_every_notebook_is_in_the_table_of_contents():

@@ -10,18 +10,12 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-import yaml
+from book_contents import toc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PDF = ROOT / "_build" / "pdf" / "lenet-book.pdf"
 PUBLISHED = ROOT / "_build" / "html" / "lenet-book.pdf"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"], *(chapter["file"] for part in toc["parts"]
-                           for chapter in part["chapters"])]
 
 
 def title_of(name: str) -> str:
@@ -39,7 +33,7 @@ def title_of(name: str) -> str:
 def figure_count() -> int:
     """Images the book shows: figure outputs of the notebooks and images of its pages."""
     count = 0
-    for name in toc_files():
+    for name in toc_files(with_root=True):
         path = ROOT / name
         if path.with_suffix(".ipynb").is_file():
             cells = json.loads(path.with_suffix(".ipynb").read_text())["cells"]
@@ -88,7 +82,7 @@ def text(reader) -> str:
 
 def test_pdf_has_every_chapter_in_order(text):
     positions = []
-    for name in toc_files():
+    for name in toc_files(with_root=True):
         title = squeeze(title_of(name))
         assert title in text, f"the PDF lacks {name}: {title_of(name)!r}"
         positions.append(text.index(title, positions[-1] if positions else 0))
@@ -106,7 +100,7 @@ def test_pdf_has_a_bookmark_for_every_chapter(reader):
                 (titles(item) if isinstance(item, list) else [item.title])]
 
     bookmarks = {squeeze(title) for title in titles(reader.outline)}
-    for name in toc_files():
+    for name in toc_files(with_root=True):
         assert any(squeeze(title_of(name)) in bookmark for bookmark in bookmarks), name
 
 

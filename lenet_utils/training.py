@@ -355,10 +355,13 @@ def count_training(images: int, seconds: float) -> None:
 
 
 def _summary_line(history: pd.DataFrame, images: int, seconds: float) -> str:
-    last = history.iloc[-1]
-    accuracy = last.get("val_accuracy", math.nan)
     return (f"{len(history)} epochs, {images:,} images in {seconds:.0f} s "
-            f"({images / max(seconds, 1e-9):,.0f} images/s); val_accuracy {accuracy:.4f}")
+            f"({images / max(seconds, 1e-9):,.0f} images/s); {_final_accuracy(history)}")
+
+
+def _final_accuracy(history: pd.DataFrame) -> str:
+    """``val_accuracy 0.9853``, of the last epoch, for a one-line summary."""
+    return f"val_accuracy {history.iloc[-1].get('val_accuracy', math.nan):.4f}"
 
 
 def evaluate_gaps(
@@ -507,7 +510,9 @@ def train_or_load(
             print(f"cache entry {key} is unreadable ({type(error).__name__}); "
                   "training again")
         else:
-            print(f"loaded from the cache ({key}): trained before, same data and code")
+            history = loaded[1]
+            print(f"loaded from the cache ({key}): {len(history)} epochs, "
+                  f"{_final_accuracy(history)}")
             return loaded
     model = config.build_model(steps_per_epoch=math.ceil(len(train[1]) / config.batch_size))
     history = fit(model, train, validation, epochs=config.epochs,

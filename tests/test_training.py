@@ -82,7 +82,10 @@ def test_train_or_load_reuses_the_identical_run(toy_data, tmp_path, monkeypatch,
     model, history = training.train_or_load(config, *toy_data)
     capfd.readouterr()
     loaded, loaded_history = training.train_or_load(config, *toy_data)
-    assert "loaded from the cache" in capfd.readouterr().out
+    accuracy = history["val_accuracy"].iloc[-1]
+    assert capfd.readouterr().out == (
+        f"loaded from the cache ({training.cache_key(config, *toy_data)}): "
+        f"2 epochs, val_accuracy {accuracy:.4f}\n")
     images = toy_data[1][0]
     np.testing.assert_array_equal(model.predict(images, verbose=0),
                                   loaded.predict(images, verbose=0))

@@ -85,6 +85,12 @@ def dependency_names() -> list[str]:
             for item in re.findall(r'"([^"]+)"', block)]
 
 
+def pinned_requirement(name: str) -> str:
+    """``name==version`` as requirements.txt pins it."""
+    text = (ROOT / "requirements.txt").read_text()
+    return re.search(rf"^{re.escape(name)}==\S+", text, re.M | re.I).group(0)
+
+
 def install(environment: Environment, folder: Path, python: str, rebuild: bool) -> int:
     venv = folder / "venv"
     if rebuild or not (venv / ".installed").exists():
@@ -93,7 +99,10 @@ def install(environment: Environment, folder: Path, python: str, rebuild: bool) 
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         constraints = ["-c", environment.constraints] if environment.constraints else []
         upgrade = ["--upgrade"] if environment.upgrade else []
-        status = run_logged([*pip, *upgrade, *constraints, *dependency_names(), *TEST_TOOLS],
+        # The tidy test formats the notebooks with ruff, whose output changes between
+        # releases: every environment gets the version requirements.txt pins.
+        tools = [*TEST_TOOLS, pinned_requirement("ruff")]
+        status = run_logged([*pip, *upgrade, *constraints, *dependency_names(), *tools],
                             folder / "install.log")
         if status:
             return status

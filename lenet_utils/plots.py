@@ -199,7 +199,8 @@ def plot_layer_diagram(model, title: str = "Architecture") -> Figure:
     """A left-to-right block diagram: one box per layer with its output shape.
 
     Box heights grow with the layer's spatial size, so the 28 -> 14 -> 7
-    shrinking is visible; layers without weights or pooling are skipped.
+    shrinking is visible; layers without weights or pooling are skipped,
+    except the output layer (LeNet-5's RBF units hold fixed codes, no weights).
 
     Examples
     --------
@@ -207,7 +208,7 @@ def plot_layer_diagram(model, title: str = "Architecture") -> Figure:
     """
     shown = [layer for layer in model.layers
              if layer.weights or "Pool" in type(layer).__name__
-             or "Subsampling" in type(layer).__name__]
+             or "Subsampling" in type(layer).__name__ or layer is model.layers[-1]]
     figure = Figure(figsize=(1.35 * len(shown) + 1, 3.2), layout="constrained")
     axes = figure.subplots()
     largest = max(_spatial_size(layer) for layer in shown)

@@ -66,3 +66,12 @@ def test_layer_diagram_shows_every_weighted_and_pooling_layer():
               if text.get_text()]
     assert labels == ["conv1", "pool1", "conv2", "pool2", "dense1", "output"]
     assert figure.axes[0].get_title() == "LeNet"
+
+
+def test_layer_diagram_shows_lenet5s_weightless_rbf_output():
+    from lenet_utils.lenet5 import build_lenet5
+
+    figure = plots.plot_layer_diagram(build_lenet5(), title="LeNet-5")
+    labels = [text.get_text().split("\n")[0] for text in figure.axes[0].texts
+              if text.get_text()]
+    assert labels == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]

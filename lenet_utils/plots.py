@@ -362,8 +362,8 @@ def plot_filters(
                 axes.axis("off")
                 continue
             axes.imshow(weights[:, :, index], cmap="RdBu_r", vmin=-limit, vmax=limit)
-            axes.set_title(f"{index}", fontsize=7)
-        grid[row, 0].set_ylabel(name, fontsize=8)
+            axes.set_title(f"{index}", fontsize=11)
+        grid[row, 0].set_ylabel(name, fontsize=12)
         row += rows_each[name]
     figure.suptitle(title)
     return figure
@@ -405,15 +405,19 @@ def plot_tolerance_curves(
         raise LenetError(f"accuracy has no column {', '.join(missing)}; pass a long table "
                          "with one row per measurement.")
     panels = list(pd.unique(accuracy[panel]))
+    # Shrunk to the page, so the text is set larger than matplotlib's default.
     figure = Figure(figsize=(4 * len(panels), 3.6), layout="constrained")
     for axes, name in zip(np.atleast_1d(figure.subplots(1, len(panels), sharey=True)), panels,
                           strict=True):
         for label, rows in accuracy[accuracy[panel] == name].groupby(line, sort=False):
             rows = rows.sort_values(x)
             axes.plot(rows[x], rows["accuracy"], marker="o", markersize=3, label=label)
-        axes.set(title=str(name), xlabel=(xlabels or {}).get(name, x), ylim=(0, 1.02))
+        axes.set_title(str(name), fontsize=14)
+        axes.set_xlabel((xlabels or {}).get(name, x), fontsize=13)
+        axes.set_ylim(0, 1.02)
+        axes.tick_params(labelsize=12)
         axes.grid(alpha=0.3)
-    figure.axes[0].set_ylabel("accuracy")
-    figure.axes[0].legend(fontsize="small")
-    figure.suptitle(title)
+    figure.axes[0].set_ylabel("accuracy", fontsize=13)
+    figure.axes[0].legend(fontsize=12)
+    figure.suptitle(title, fontsize=15)
     return figure

@@ -62,9 +62,7 @@ def test_layer_diagram_shows_every_weighted_and_pooling_layer():
     from lenet_utils.models import build_lenet
 
     figure = plots.plot_layer_diagram(build_lenet(), title="LeNet")
-    labels = [text.get_text().split("\n")[0] for text in figure.axes[0].texts
-              if text.get_text()]
-    assert labels == ["conv1", "pool1", "conv2", "pool2", "dense1", "output"]
+    assert box_names(figure) == ["conv1", "pool1", "conv2", "pool2", "dense1", "output"]
     assert figure.axes[0].get_title() == "LeNet"
 
 
@@ -72,6 +70,10 @@ def test_layer_diagram_shows_lenet5s_weightless_rbf_output():
     from lenet_utils.lenet5 import build_lenet5
 
     figure = plots.plot_layer_diagram(build_lenet5(), title="LeNet-5")
-    labels = [text.get_text().split("\n")[0] for text in figure.axes[0].texts
-              if text.get_text()]
-    assert labels == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
+    assert box_names(figure) == ["C1", "S2", "C3", "S4", "C5", "F6", "output"]
+
+
+def box_names(figure) -> list[str]:
+    """The first line of each box's label in a layer diagram: the layer names."""
+    return [text.get_text().split("\n")[0] for text in figure.axes[0].texts
+            if text.get_text()]

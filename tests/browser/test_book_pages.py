@@ -218,6 +218,24 @@ def test_page_fits_a_1280_px_window(page, site, viewport):
         layout["problems"])
 
 
+# Pages given a label in place of their section number (book/_ext/section_labels.py).
+SECTION_LABELS = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"][
+    "section_labels"]
+
+
+@pytest.mark.parametrize(("docname", "label"), SECTION_LABELS.items())
+def test_labelled_page_shows_its_label_in_heading_sidebar_and_title(site, docname, label):
+    _, page = fetch(urljoin(site, f"{docname}.html"))
+    heading = re.search(r'<h1><span class="section-number">([^<]*)</span>', page)
+    assert heading and heading.group(1).strip() == f"{label}.", heading
+    assert re.search(rf"<title>{re.escape(label)}\. ", page)
+    first_page = yaml.safe_load((ROOT / "_toc.yml").read_text())["root"]
+    _, root = fetch(urljoin(site, f"{first_page}.html"))
+    sidebar = re.search(r'<nav class="bd-links bd-docs-nav".*?</nav>', root, re.DOTALL)
+    entry = re.search(rf'href="[./]*{re.escape(docname)}.html">([^<]*)<', sidebar.group(0))
+    assert entry and entry.group(1).startswith(f"{label}. "), entry
+
+
 # How many of the page's formulas MathJax has not typeset; -1 if MathJax never started.
 UNTYPESET_FORMULAS = """
 const done = arguments[arguments.length - 1];

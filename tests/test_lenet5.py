@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from lenet_utils import LenetError, lenet5, models
+from lenet_utils.training import TrainingConfig
 
 LENET5_PARAMS = {"C1": 156, "S2": 12, "C3": 1516, "S4": 32, "C5": 48120, "F6": 10164}
 LENET5_CONNECTIONS = {"C1": 122304, "S2": 5880, "C3": 151600, "S4": 2000, "C5": 48120,
@@ -195,6 +196,18 @@ def test_paper_schedule_per_pass():
     np.testing.assert_allclose(steps, expected)
     with pytest.raises(LenetError, match="steps_per_epoch=0"):
         lenet5.paper_schedule(0)
+
+
+def test_paper_shape_from_adams_rate_through_the_training_config():
+    config = TrainingConfig(model="lenet5", loss="rbf", optimizer="adam", learning_rate=1e-3,
+                            schedule="lenet5_paper", epochs=20)
+    optimizer = config.build_model(steps_per_epoch=10).optimizer
+    rates = []
+    for step in range(0, 200, 10):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    expected = [1e-3] * 2 + [4e-4] * 3 + [2e-4] * 3 + [1e-4] * 4 + [2e-5] * 8
+    np.testing.assert_allclose(rates, expected)
 
 
 def test_curvature_of_f6_matches_the_formula():

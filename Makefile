@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BUILD_BOOK := $(BIN)/jupyter-book build . -W -n --keep-going
-NBVAL_CACHE := _build/nbval-model-cache
+# Absolute paths: each notebook's kernel runs in notebooks/, where a relative path
+# would put the caches under notebooks/_build (and `rm -rf` would miss them).
+NBVAL_CACHE := $(CURDIR)/_build/nbval-model-cache
 # Full-profile models are kept between runs: their cache key includes a fingerprint
 # of the code, so a stale model cannot be loaded. LENET_CACHE_DIR, when set, wins.
-LENET_CACHE_DIR ?= _build/full-model-cache
+LENET_CACHE_DIR ?= $(CURDIR)/_build/full-model-cache
 # TensorFlow reads this when it loads: set it for every kernel the targets start.
 QUIET_TF := TF_CPP_MIN_LOG_LEVEL=3
 

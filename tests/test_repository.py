@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -218,3 +219,13 @@ def test_how_to_run_lists_the_recorded_wall_times():
         sys.path.pop(0)
     page = (ROOT / "book" / "how-to-run.md").read_text()
     assert wall_times.wall_time_table() in page, "run python tools/wall_times.py"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_gives_the_kernels_absolute_cache_paths():
+    # A kernel runs in notebooks/, so a relative cache path would land there.
+    commands = subprocess.run(["make", "-n", "nbval", "notebooks", "live-model"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout
+    paths = re.findall(r"LENET_CACHE_DIR=(\S+)", commands)
+    assert len(paths) == 3
+    assert all(Path(path).is_absolute() for path in paths), paths

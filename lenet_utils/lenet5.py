@@ -13,6 +13,8 @@ training schedule and the distortions.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -32,8 +34,10 @@ C3_CONNECTIONS = (
 # value of -0.1 and the foreground (black) corresponds to 1.175".
 BACKGROUND = -0.1
 INK = 1.175
-# Section II.C / Appendix A: weights uniform in +-2.4 / fan-in.
+# Section II.C / Appendix A: weights uniform in +-2.4 / fan-in. "sqrt_fan_in"
+# reads the printed F_i as its square root (see init_limit).
 INIT_RANGE = 2.4
+INIT_SCALES = ("fan_in", "sqrt_fan_in")
 # Eq. 9's constant j: the paper gives no value (see RBFLoss).
 RBF_LOSS_J = 0.1
 # Section III.C: global step eta per pass (2 passes at 0.0005, 3 at 0.0002,
@@ -104,13 +108,48 @@ def scaled_tanh(x):
     return 1.7159 * ops.tanh(x * (2.0 / 3.0))
 
 
-def paper_initializer(fan_in: int) -> keras.initializers.Initializer:
-    """Uniform in ``+-2.4 / fan_in``, the paper's initialisation (Appendix A).
+def init_limit(fan_in, scale: str = "fan_in"):
+    """The bound of the paper's uniform initialisation for units of ``fan_in`` inputs.
+
+    Parameters
+    ----------
+    fan_in : int or array of int
+        Inputs of one unit (25 for C1, 4 for an S unit, 400 for C5, ...).
+    scale : {"fan_in", "sqrt_fan_in"}
+        ``"fan_in"`` is the paper as printed, ``2.4 / fan_in``;
+        ``"sqrt_fan_in"`` is ``2.4 / sqrt(fan_in)``, the scale of LeCun's
+        advice elsewhere (weights of standard deviation about ``fan_in**-0.5``,
+        "Efficient BackProp", 1998), which keeps the weighted sums near unit
+        size instead of shrinking them layer by layer.
+
+    Returns
+    -------
+    float or ndarray
+
+    Examples
+    --------
+    >>> init_limit(25), init_limit(25, "sqrt_fan_in")
+    (0.096, 0.48)
+    """
+    if scale not in INIT_SCALES:
+        raise LenetError(f"init_scale={scale!r} is not an option; choose one of "
+                         f"{', '.join(INIT_SCALES)}.")
+    fan_in = np.asarray(fan_in, dtype=float)
+    if np.any(fan_in < 1):
+        raise LenetError(f"fan_in={fan_in} must be a positive number of inputs.")
+    limit = INIT_RANGE / (fan_in if scale == "fan_in" else np.sqrt(fan_in))
+    return float(limit) if limit.ndim == 0 else limit
+
+
+def paper_initializer(fan_in: int, scale: str = "fan_in") -> keras.initializers.Initializer:
+    """Uniform in ``+-init_limit(fan_in, scale)``, the paper's initialisation (Appendix A).
 
     Parameters
     ----------
     fan_in : int
         Inputs of one unit (25 for C1, 4 for an S unit, 400 for C5, ...).
+    scale : {"fan_in", "sqrt_fan_in"}
+        See :func:`init_limit`; ``"fan_in"`` is the paper as printed.
 
     Returns
     -------
@@ -122,9 +161,7 @@ def paper_initializer(fan_in: int) -> keras.initializers.Initializer:
     >>> paper_initializer(25).maxval
     0.096
     """
-    if fan_in < 1:
-        raise LenetError(f"fan_in={fan_in} must be a positive number of inputs.")
-    limit = INIT_RANGE / fan_in
+    limit = init_limit(fan_in, scale)
     return keras.initializers.RandomUniform(-limit, limit)
 
 
@@ -155,19 +192,21 @@ class TrainableSubsampling(layers.Layer):
 
     Two parameters per feature map, both drawn like every weight of the paper
     (uniform in +-2.4 / 4, the fan-in being the four summed inputs), then the
-    squashing function.
+    squashing function. ``init_scale`` is :func:`init_limit`'s ``scale``.
     """
 
-    def __init__(self, activation=scaled_tanh, **kwargs):
+    def __init__(self, activation=scaled_tanh, init_scale: str = "fan_in", **kwargs):
         super().__init__(**kwargs)
         self.activation = keras.activations.get(activation)
+        self.init_scale = init_scale
+        init_limit(4, init_scale)  # an unknown scale fails here, not at build
 
     def build(self, input_shape):
         channels = input_shape[-1]
         self.coefficient = self.add_weight(shape=(channels,), name="coefficient",
-                                           initializer=paper_initializer(4))
+                                           initializer=paper_initializer(4, self.init_scale))
         self.bias = self.add_weight(shape=(channels,), name="bias",
-                                    initializer=paper_initializer(4))
+                                    initializer=paper_initializer(4, self.init_scale))
 
     def pre_activation(self, inputs, weights):
         """The weighted sums before squashing, with ``weights`` = [coefficient, bias]."""
@@ -184,7 +223,8 @@ class TrainableSubsampling(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["activation"] = keras.activations.serialize(self.activation)
+        config.update(activation=keras.activations.serialize(self.activation),
+                      init_scale=self.init_scale)
         return config
 
 
@@ -198,14 +238,17 @@ class PartialConv2D(layers.Layer):
     missing connections, into one full kernel and makes a single convolution:
     the zeros are rebuilt at every call and never trained. Each map's weights
     are drawn uniformly in +-2.4 / fan-in, its fan-in being 25 times the maps
-    it reads.
+    it reads (``init_scale`` is :func:`init_limit`'s ``scale``).
     """
 
-    def __init__(self, connections, kernel_size=5, activation=scaled_tanh, **kwargs):
+    def __init__(self, connections, kernel_size=5, activation=scaled_tanh,
+                 init_scale: str = "fan_in", **kwargs):
         super().__init__(**kwargs)
         self.connections = tuple(tuple(int(i) for i in maps) for maps in connections)
         self.kernel_size = int(kernel_size)
         self.activation = keras.activations.get(activation)
+        self.init_scale = init_scale
+        init_limit(1, init_scale)  # an unknown scale fails here, not at build
 
     def build(self, input_shape):
         size, in_maps = self.kernel_size, int(input_shape[-1])
@@ -214,12 +257,14 @@ class PartialConv2D(layers.Layer):
                              f"input has {in_maps} maps; fix the connection table.")
         self.kernels = [
             self.add_weight(shape=(size, size, len(maps), 1), name=f"kernel_{index}",
-                            initializer=paper_initializer(size * size * len(maps)))
+                            initializer=paper_initializer(size * size * len(maps),
+                                                          self.init_scale))
             for index, maps in enumerate(self.connections)
         ]
         fan_ins = [size * size * len(maps) for maps in self.connections]
         self.bias = self.add_weight(shape=(len(self.connections),), name="bias",
-                                    initializer=PerUnitUniform(INIT_RANGE / np.array(fan_ins)))
+                                    initializer=PerUnitUniform(init_limit(fan_ins,
+                                                                          self.init_scale)))
         self._scatter = _scatter_indices(self.connections, size, in_maps)
 
     def full_kernel(self, kernels):
@@ -245,7 +290,8 @@ class PartialConv2D(layers.Layer):
         config = super().get_config()
         config.update(connections=[list(maps) for maps in self.connections],
                       kernel_size=self.kernel_size,
-                      activation=keras.activations.serialize(self.activation))
+                      activation=keras.activations.serialize(self.activation),
+                      init_scale=self.init_scale)
         return config
 
 
@@ -420,6 +466,7 @@ def build_lenet5(
     *,
     output: str = "rbf",
     distortions: bool = False,
+    init_scale: str = "fan_in",
     name: str = "lenet5",
 ) -> keras.Sequential:
     """LeNet-5 as published by LeCun, Bottou, Bengio and Haffner (1998).
@@ -442,6 +489,9 @@ def build_lenet5(
     distortions : bool
         Add :class:`RandomAffineDistortion` after the padding: the paper's
         random affine distortions of every training image (training only).
+    init_scale : {"fan_in", "sqrt_fan_in"}
+        Every weight uniform in +-2.4 / fan-in (the paper as printed) or in
+        +-2.4 / sqrt(fan-in) (:func:`init_limit`).
     name : str
         The model's name.
 
@@ -453,7 +503,8 @@ def build_lenet5(
     Raises
     ------
     LenetError
-        On an unknown ``output``, or an RBF output with ``num_classes != 10``.
+        On an unknown ``output`` or ``init_scale``, or an RBF output with
+        ``num_classes != 10``.
 
     Examples
     --------
@@ -466,31 +517,34 @@ def build_lenet5(
     if output == "rbf" and num_classes != 10:
         raise LenetError(f"num_classes={num_classes} needs output='softmax': the RBF codes "
                          "are bitmaps of the ten digits.")
+    init_limit(1, init_scale)  # an unknown scale fails before anything is built
+    paper_layer = functools.partial(_paper_layer, init_scale=init_scale)
     stack = [keras.Input((28, 28, 1), name="image"),
              layers.ZeroPadding2D(2, name="pad_to_32")]
     stack += [RandomAffineDistortion(name="distortion")] if distortions else []
     stack += [
         layers.Rescaling(INK - BACKGROUND, offset=BACKGROUND, name="input_range"),
-        _paper_layer(layers.Conv2D, 6, 5, fan_in=25, name="C1"),
-        TrainableSubsampling(name="S2"),
-        PartialConv2D(C3_CONNECTIONS, 5, name="C3"),
-        TrainableSubsampling(name="S4"),
-        _paper_layer(layers.Conv2D, 120, 5, fan_in=400, name="C5"),
+        paper_layer(layers.Conv2D, 6, 5, fan_in=25, name="C1"),
+        TrainableSubsampling(init_scale=init_scale, name="S2"),
+        PartialConv2D(C3_CONNECTIONS, 5, init_scale=init_scale, name="C3"),
+        TrainableSubsampling(init_scale=init_scale, name="S4"),
+        paper_layer(layers.Conv2D, 120, 5, fan_in=400, name="C5"),
         layers.Flatten(name="flatten"),
-        _paper_layer(layers.Dense, 84, fan_in=120, name="F6"),
+        paper_layer(layers.Dense, 84, fan_in=120, name="F6"),
     ]
     if output == "rbf":
         stack.append(RBFOutput(name="output"))
     else:
-        stack.append(_paper_layer(layers.Dense, num_classes, fan_in=84, activation="softmax",
-                                  name="output"))
+        stack.append(paper_layer(layers.Dense, num_classes, fan_in=84, activation="softmax",
+                                 name="output"))
     return keras.Sequential(stack, name=name)
 
 
-def _paper_layer(layer_class, *args, fan_in: int, activation=scaled_tanh, **kwargs):
+def _paper_layer(layer_class, *args, fan_in: int, init_scale: str, activation=scaled_tanh,
+                 **kwargs):
     return layer_class(*args, activation=activation,
-                       kernel_initializer=paper_initializer(fan_in),
-                       bias_initializer=paper_initializer(fan_in), **kwargs)
+                       kernel_initializer=paper_initializer(fan_in, init_scale),
+                       bias_initializer=paper_initializer(fan_in, init_scale), **kwargs)
 
 
 def paper_schedule(

@@ -53,24 +53,48 @@ def test_padding_is_the_paper_background():
     np.testing.assert_allclose(blank, -0.1, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", list(FAN_INS))
-def test_weights_start_within_the_paper_range(name):
+@pytest.mark.parametrize(("name", "scale"), [(name, scale) for name in FAN_INS
+                                             for scale in lenet5.INIT_SCALES])
+def test_weights_start_within_the_paper_range(name, scale):
     keras.utils.set_random_seed(0)
-    layer = lenet5.build_lenet5().get_layer(name)
-    limit = 2.4 / FAN_INS[name]
+    layer = lenet5.build_lenet5(init_scale=scale).get_layer(name)
+    limit = 2.4 / (FAN_INS[name] if scale == "fan_in" else FAN_INS[name] ** 0.5)
     for weight in layer.weights:
         values = np.asarray(weight)
         assert np.abs(values).max() <= limit, weight.path
         assert np.abs(values).max() > 0.8 * limit or values.size < 20, weight.path
 
 
-def test_c3_kernels_and_biases_start_within_their_fan_in_range():
+@pytest.mark.parametrize(("scale", "power"), [("fan_in", 1.0), ("sqrt_fan_in", 0.5)])
+def test_c3_kernels_and_biases_start_within_their_fan_in_range(scale, power):
     keras.utils.set_random_seed(0)
-    c3 = lenet5.build_lenet5().get_layer("C3")
-    limits = [2.4 / (25 * len(maps)) for maps in lenet5.C3_CONNECTIONS]
+    c3 = lenet5.build_lenet5(init_scale=scale).get_layer("C3")
+    limits = [2.4 / (25 * len(maps)) ** power for maps in lenet5.C3_CONNECTIONS]
     for kernel, limit in zip(c3.kernels, limits, strict=True):
-        assert np.abs(np.asarray(kernel)).max() <= limit
+        values = np.abs(np.asarray(kernel))
+        assert values.max() <= limit
+        assert values.max() > 0.8 * limit
     assert np.all(np.abs(np.asarray(c3.bias)) <= limits)
+
+
+def test_the_default_initialisation_is_the_paper_as_printed():
+    keras.utils.set_random_seed(3)
+    default = lenet5.build_lenet5().get_weights()
+    keras.utils.set_random_seed(3)
+    printed = lenet5.build_lenet5(init_scale="fan_in").get_weights()
+    for ours, theirs in zip(default, printed, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert lenet5.init_limit(400) == pytest.approx(0.006)
+    assert lenet5.init_limit(400, "sqrt_fan_in") == pytest.approx(0.12)
+
+
+def test_unknown_initialisation_scale_is_refused_before_building():
+    with pytest.raises(LenetError, match="init_scale='sqrt'.*fan_in, sqrt_fan_in"):
+        lenet5.build_lenet5(init_scale="sqrt")
+    with pytest.raises(LenetError, match="init_scale"):
+        lenet5.TrainableSubsampling(init_scale="xavier")
+    with pytest.raises(LenetError, match="fan_in"):
+        lenet5.init_limit(0)
 
 
 def test_subsampling_coefficients_are_drawn_not_ones():
@@ -259,7 +283,8 @@ def test_curvature_estimate_sets_the_optimizer_before_each_pass():
                  callbacks=[lenet5.CurvatureEstimate(images)])
 
 
-@pytest.mark.parametrize("options", [{}, {"output": "softmax", "distortions": True}])
+@pytest.mark.parametrize("options", [{}, {"output": "softmax", "distortions": True},
+                                     {"init_scale": "sqrt_fan_in"}])
 def test_lenet5_saves_and_loads(tmp_path, options):
     model = lenet5.build_lenet5(**options)
     model.compile(optimizer=lenet5.SDLM(1e-4), loss=lenet5.RBFLoss())

@@ -758,21 +758,28 @@ class CurvatureEstimate(keras.callbacks.Callback):
         Images per estimate (the paper: 500).
     seed : int
         Seeds which images are drawn each pass.
+    every_pass : bool
+        Re-estimate before every pass, as the paper does, or only before the
+        first and keep that estimate for the whole run.
 
     Examples
     --------
     >>> model.fit(..., callbacks=[CurvatureEstimate(x_train)])  # doctest: +SKIP
     """
 
-    def __init__(self, images, samples: int = CURVATURE_SAMPLES, seed: int = 0):
+    def __init__(self, images, samples: int = CURVATURE_SAMPLES, seed: int = 0,
+                 every_pass: bool = True):
         super().__init__()
         self.images, self.samples, self.seed = images, int(samples), int(seed)
+        self.every_pass = bool(every_pass)
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
         if not isinstance(optimizer, SDLM):
             raise LenetError("CurvatureEstimate needs a model compiled with the SDLM "
                              f"optimizer, not {type(optimizer).__name__}.")
+        if epoch > 0 and not self.every_pass:
+            return
         rng = np.random.default_rng([self.seed, epoch])
         chosen = rng.choice(len(self.images), min(self.samples, len(self.images)),
                             replace=False)

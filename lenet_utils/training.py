@@ -41,9 +41,11 @@ LOSSES = {"sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
 ONE_HOT_LOSSES = ("categorical_crossentropy",)
 VALIDATION_MODES = ("every_epoch", "at_end")
 PIPELINES = ("tf_data", "numpy_float64")
+CURVATURE_MODES = ("every_pass", "first_pass")
 # Attributes added after the cache key first held the whole configuration:
 # at these values they are left out of the key, so earlier entries stay valid.
-_KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data", "optimizer_options": {}}
+_KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data", "optimizer_options": {},
+                 "curvature": "every_pass", "steps_per_execution": 1}
 EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
 # Images and seconds of every fit in this process, for the run record's throughput.
@@ -113,8 +115,14 @@ class TrainingConfig:
         A name of :data:`LOSSES` (``"rbf"``: LeNet-5's RBF output, eq. 9).
     optimizer_options : dict
         Extra keyword arguments for the optimizer (SDLM's ``mu``). SDLM also
-        gets ``samples_per_step=batch_size`` and re-estimates its curvature
-        on 500 training images before every epoch.
+        gets ``samples_per_step=batch_size`` and estimates its curvature on
+        500 training images (:class:`lenet_utils.lenet5.CurvatureEstimate`).
+    curvature : {"every_pass", "first_pass"}
+        With SDLM, re-estimate the curvature before every epoch (the paper's
+        way) or only before the first one, keeping that estimate.
+    steps_per_execution : int
+        Training steps Keras runs per call of its compiled step; more make
+        small batches faster and change nothing else.
     validate : {"every_epoch", "at_end"}
         Evaluate the validation set after every epoch (for learning curves)
         or only after the last one, which is cheaper when nobody plots the
@@ -148,6 +156,8 @@ class TrainingConfig:
     precision: str = "float32"
     pipeline: str = "tf_data"
     optimizer_options: dict[str, Any] = field(default_factory=dict)
+    curvature: str = "every_pass"
+    steps_per_execution: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
@@ -155,7 +165,8 @@ class TrainingConfig:
                              f"{', '.join(MODEL_BUILDERS)}.")
         for attribute, options in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                                    ("loss", LOSSES), ("validate", VALIDATION_MODES),
-                                   ("precision", PRECISIONS), ("pipeline", PIPELINES)]:
+                                   ("precision", PRECISIONS), ("pipeline", PIPELINES),
+                                   ("curvature", CURVATURE_MODES)]:
             if getattr(self, attribute) not in options:
                 raise LenetError(f"{attribute}={getattr(self, attribute)!r} is unknown; "
                                  f"choose one of {', '.join(options)}.")
@@ -165,9 +176,13 @@ class TrainingConfig:
         if self.early_stopping is not None and self.early_stopping < 1:
             raise LenetError(f"early_stopping={self.early_stopping} must be a positive "
                              "number of epochs, or None.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise LenetError(f"epochs={self.epochs} and batch_size={self.batch_size} "
-                             "must be positive integers.")
+        if self.epochs < 1 or self.batch_size < 1 or self.steps_per_execution < 1:
+            raise LenetError(f"epochs={self.epochs}, batch_size={self.batch_size} and "
+                             f"steps_per_execution={self.steps_per_execution} must be "
+                             "positive integers.")
+        if self.curvature != "every_pass" and self.optimizer != "sdlm":
+            raise LenetError(f"curvature={self.curvature!r} is SDLM's option; "
+                             f"optimizer={self.optimizer!r} estimates no curvature.")
         if not self.learning_rate > 0:
             raise LenetError(f"learning_rate={self.learning_rate} must be positive.")
         if (self.loss in ONE_HOT_LOSSES) != (self.pipeline == "numpy_float64"):
@@ -196,7 +211,8 @@ class TrainingConfig:
         if self.optimizer == "sdlm":
             options.setdefault("samples_per_step", self.batch_size)
         model.compile(optimizer=OPTIMIZERS[self.optimizer](learning_rate=rate, **options),
-                      loss=LOSSES[self.loss], metrics=["accuracy"])
+                      loss=LOSSES[self.loss], metrics=["accuracy"],
+                      steps_per_execution=self.steps_per_execution)
         return model
 
     def but(self, **changes: Any) -> TrainingConfig:
@@ -216,7 +232,8 @@ class TrainingConfig:
             if train is None:
                 raise LenetError("optimizer='sdlm' estimates curvature on training images; "
                                  "pass train to callbacks().")
-            callbacks.append(lenet5.CurvatureEstimate(train[0], seed=self.seed))
+            callbacks.append(lenet5.CurvatureEstimate(
+                train[0], seed=self.seed, every_pass=self.curvature == "every_pass"))
         if self.early_stopping is not None:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.early_stopping, restore_best_weights=True))

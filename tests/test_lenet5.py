@@ -327,3 +327,55 @@ def test_optimizer_options_stay_out_of_old_cache_keys():
     assert "optimizer_options" not in training.TrainingConfig().fingerprint()
     options = training.TrainingConfig(optimizer_options={"mu": 1.0}).fingerprint()
     assert options["optimizer_options"] == {"mu": 1.0}
+    assert not {"curvature", "steps_per_execution"} & set(
+        training.TrainingConfig().fingerprint())
+
+
+@pytest.mark.parametrize(("every_pass", "estimates"), [(True, 3), (False, 1)])
+def test_curvature_estimate_every_pass_or_only_before_the_first(monkeypatch, every_pass,
+                                                                 estimates):
+    calls = []
+    real = lenet5.diagonal_curvature
+    monkeypatch.setattr(lenet5, "diagonal_curvature",
+                        lambda model, images: calls.append(len(images)) or real(model, images))
+    keras.utils.set_random_seed(0)
+    model = lenet5.build_lenet5()
+    model.compile(optimizer=lenet5.SDLM(1e-5, samples_per_step=8), loss=lenet5.RBFLoss())
+    images, labels = rng_images(16), np.arange(16) % 10
+    model.fit(images, labels, batch_size=8, epochs=3, verbose=0,
+              callbacks=[lenet5.CurvatureEstimate(images, samples=8, every_pass=every_pass)])
+    assert calls == [8] * estimates
+
+
+def test_training_config_curvature_option_reaches_the_callback():
+    from lenet_utils import training
+
+    config = training.TrainingConfig(model="lenet5", loss="rbf", optimizer="sdlm",
+                                     curvature="first_pass")
+    (estimate,) = config.callbacks((rng_images(4), np.arange(4)))
+    assert estimate.every_pass is False
+    assert config.fingerprint()["curvature"] == "first_pass"
+    with pytest.raises(LenetError, match="curvature='first_pass' is SDLM's option"):
+        training.TrainingConfig(curvature="first_pass")
+    with pytest.raises(LenetError, match="curvature='never' is unknown"):
+        training.TrainingConfig(optimizer="sdlm", curvature="never")
+
+
+def test_steps_per_execution_changes_nothing_but_speed():
+    from lenet_utils import training
+
+    images, labels = rng_images(32), np.arange(32) % 10
+    weights = []
+    for steps in (1, 4):
+        config = training.TrainingConfig(model="lenet5", loss="rbf", optimizer="sdlm",
+                                         learning_rate=1e-3, batch_size=2, epochs=2,
+                                         steps_per_execution=steps)
+        model = config.build_model(steps_per_epoch=16)
+        assert model.steps_per_execution == steps
+        model.fit(images, labels, batch_size=2, epochs=2, shuffle=False, verbose=0,
+                  callbacks=config.callbacks((images, labels)))
+        weights.append(model.get_weights())
+    for one, four in zip(*weights, strict=True):
+        np.testing.assert_array_equal(one, four)
+    with pytest.raises(LenetError, match="steps_per_execution=0"):
+        training.TrainingConfig(steps_per_execution=0)

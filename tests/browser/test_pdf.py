@@ -47,9 +47,13 @@ def figure_count() -> int:
     return count
 
 
+SMART_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
 def squeeze(text: str) -> str:
-    """Text without ligatures and whitespace, as PDF extraction varies in both."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    """Text without ligatures, whitespace and curly quotes, as PDF extraction varies in
+    the first two and Sphinx's smartquotes print a title's ``'`` as ``\u2019``."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text).translate(SMART_QUOTES))
 
 
 def images_in(page_or_form) -> int:

@@ -45,11 +45,40 @@ CURVATURE_MODES = ("every_pass", "first_pass")
 # Attributes added after the cache key first held the whole configuration:
 # at these values they are left out of the key, so earlier entries stay valid.
 _KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data", "optimizer_options": {},
-                 "curvature": "every_pass", "steps_per_execution": 1}
+                 "curvature": "every_pass", "steps_per_execution": 1,
+                 "curvature_again_from": None}
 EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
 # Images and seconds of every fit in this process, for the run record's throughput.
 _TRAINING_TALLY = {"images": 0, "seconds": 0.0}
+
+
+class CurvatureEstimateFrom(lenet5.CurvatureEstimate):
+    """A :class:`~lenet_utils.lenet5.CurvatureEstimate` that may begin re-estimating late.
+
+    Parameters
+    ----------
+    images, samples, seed, every_pass
+        As for :class:`~lenet_utils.lenet5.CurvatureEstimate`.
+    again_from : int or None
+        With ``every_pass=False``, estimate again before every pass from this
+        one on (counted from 1), with the images ``every_pass=True`` would draw.
+
+    Examples
+    --------
+    >>> CurvatureEstimateFrom(np.zeros((4, 28, 28, 1)), again_from=3).again_from
+    3
+    """
+
+    def __init__(self, images, samples: int = lenet5.CURVATURE_SAMPLES, seed: int = 0,
+                 every_pass: bool = True, again_from: int | None = None):
+        super().__init__(images, samples, seed, every_pass)
+        self.again_from = again_from
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.again_from is not None and epoch + 1 >= self.again_from:
+            self.every_pass = True
+        super().on_epoch_begin(epoch, logs)
 
 
 def set_seed(seed: int, *, deterministic_ops: bool | None = None) -> None:
@@ -120,6 +149,10 @@ class TrainingConfig:
     curvature : {"every_pass", "first_pass"}
         With SDLM, re-estimate the curvature before every epoch (the paper's
         way) or only before the first one, keeping that estimate.
+    curvature_again_from : int or None
+        With ``curvature="first_pass"``, estimate again before every epoch
+        from this one on (counted from 1): the paper's re-estimates, begun
+        late. None keeps the first estimate to the end.
     steps_per_execution : int
         Training steps Keras runs per call of its compiled step; more make
         small batches faster and change nothing else.
@@ -158,6 +191,7 @@ class TrainingConfig:
     optimizer_options: dict[str, Any] = field(default_factory=dict)
     curvature: str = "every_pass"
     steps_per_execution: int = 1
+    curvature_again_from: int | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
@@ -183,6 +217,10 @@ class TrainingConfig:
         if self.curvature != "every_pass" and self.optimizer != "sdlm":
             raise LenetError(f"curvature={self.curvature!r} is SDLM's option; "
                              f"optimizer={self.optimizer!r} estimates no curvature.")
+        if self.curvature_again_from is not None and not (
+                self.curvature == "first_pass" and self.curvature_again_from >= 2):
+            raise LenetError(f"curvature_again_from={self.curvature_again_from} needs "
+                             "curvature='first_pass' and an epoch from 2 on.")
         if not self.learning_rate > 0:
             raise LenetError(f"learning_rate={self.learning_rate} must be positive.")
         if (self.loss in ONE_HOT_LOSSES) != (self.pipeline == "numpy_float64"):
@@ -232,8 +270,9 @@ class TrainingConfig:
             if train is None:
                 raise LenetError("optimizer='sdlm' estimates curvature on training images; "
                                  "pass train to callbacks().")
-            callbacks.append(lenet5.CurvatureEstimate(
-                train[0], seed=self.seed, every_pass=self.curvature == "every_pass"))
+            callbacks.append(CurvatureEstimateFrom(
+                train[0], seed=self.seed, every_pass=self.curvature == "every_pass",
+                again_from=self.curvature_again_from))
         if self.early_stopping is not None:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=self.early_stopping, restore_best_weights=True))

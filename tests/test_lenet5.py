@@ -361,6 +361,39 @@ def test_training_config_curvature_option_reaches_the_callback():
         training.TrainingConfig(optimizer="sdlm", curvature="never")
 
 
+def test_curvature_again_from_keeps_the_first_estimate_until_that_pass(monkeypatch):
+    from lenet_utils import training
+
+    drawn = []
+    real = lenet5.diagonal_curvature
+    monkeypatch.setattr(lenet5, "diagonal_curvature",
+                        lambda model, images: drawn.append(images.copy()) or real(model, images))
+    config = training.TrainingConfig(model="lenet5", loss="rbf", optimizer="sdlm",
+                                     learning_rate=1e-5, batch_size=8, epochs=4,
+                                     curvature="first_pass", curvature_again_from=3)
+    images, labels = rng_images(16), np.arange(16) % 10
+    (estimate,) = config.callbacks((images, labels))
+    model = config.build_model()
+    model.fit(images, labels, batch_size=8, epochs=4, verbose=0, callbacks=[estimate])
+    every = lenet5.CurvatureEstimate(images, every_pass=True)
+    expected = [every.images[np.sort(np.random.default_rng([0, epoch]).choice(
+        16, 16, replace=False))] for epoch in (0, 2, 3)]
+    assert len(drawn) == 3
+    for got, want in zip(drawn, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert config.fingerprint()["curvature_again_from"] == 3
+    assert "curvature_again_from" not in config.but(curvature_again_from=None).fingerprint()
+
+
+@pytest.mark.parametrize("changes", [{"curvature_again_from": 3},
+                                     {"curvature": "first_pass", "curvature_again_from": 1}])
+def test_curvature_again_from_needs_the_first_pass_mode_and_a_later_pass(changes):
+    from lenet_utils import training
+
+    with pytest.raises(LenetError, match="curvature_again_from"):
+        training.TrainingConfig(model="lenet5", loss="rbf", optimizer="sdlm", **changes)
+
+
 def test_steps_per_execution_changes_nothing_but_speed():
     from lenet_utils import training
 

@@ -5,7 +5,8 @@ training step (:class:`StepLosses`) and any measurement of the model after
 every epoch (:class:`EpochMeasurements`). :func:`confidence_on_errors` says
 how sure a classifier is when it is wrong. The batch-normalization helpers
 read a model's moving statistics, measure the batch statistics its layers
-see in training mode, and re-estimate the former from the latter.
+see in training mode, and re-estimate the former from the latter. :func:`by_layer`
+groups one array per trainable variable (SDLM's curvature) by layer.
 """
 
 from __future__ import annotations
@@ -302,3 +303,40 @@ def reestimate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: in
     >>> reestimate_batch_norm(model, small_train[0])  # doctest: +SKIP
     """
     set_moving_statistics(model, batch_statistics(model, images, batch_size))
+
+
+def by_layer(model: keras.Model, values: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+    """One flat array per layer from one array per trainable variable.
+
+    Pairs ``values`` (for instance SDLM's ``h_kk`` from
+    :func:`lenet_utils.lenet5.diagonal_curvature`) with
+    ``model.trainable_variables`` and joins each layer's kernel and bias.
+
+    Parameters
+    ----------
+    model : keras.Model
+    values : iterable of ndarray
+        One array per trainable variable, in their order.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Layer name to its values, flattened, in the model's order.
+
+    Examples
+    --------
+    >>> medians = {name: np.median(h) for name, h in by_layer(model, curvatures).items()}
+    ... # doctest: +SKIP
+    """
+    values = list(values)
+    variables = model.trainable_variables
+    if len(values) != len(variables):
+        raise LenetError(f"{len(values)} arrays for the {len(variables)} trainable "
+                         "variables of the model: give one per variable.")
+    layers: dict[str, list[np.ndarray]] = {}
+    for variable, value in zip(variables, values, strict=True):
+        if tuple(np.shape(value)) != tuple(variable.shape):
+            raise LenetError(f"an array of shape {np.shape(value)} for the variable "
+                             f"{variable.path}, of shape {tuple(variable.shape)}.")
+        layers.setdefault(variable.path.split("/")[-2], []).append(np.ravel(value))
+    return {name: np.concatenate(parts) for name, parts in layers.items()}

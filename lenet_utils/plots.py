@@ -86,6 +86,48 @@ def plot_histories(
     return figure
 
 
+def plot_errors_per_pass(
+    histories: Mapping[str, pd.DataFrame],
+    title: str = "Training error per pass",
+    styles: Mapping[str, Mapping] | None = None,
+) -> Figure:
+    """Each run's training error over every pass, in %, on a logarithmic axis.
+
+    The error is ``1 - accuracy`` of a :func:`lenet_utils.training.fit`
+    history: the running accuracy Keras records over each pass while the
+    weights still change.
+
+    Parameters
+    ----------
+    histories : mapping of str to pandas.DataFrame
+        Run name to history, one row per pass (epoch).
+    title : str
+    styles : mapping of str to mapping, optional
+        Run name to keyword arguments of ``Axes.plot`` (colour, line style).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> plot_errors_per_pass({"h kept": kept, "mu = 2": history})  # doctest: +SKIP
+    """
+    styles = styles or {}
+    figure = Figure(figsize=(8, 3.6), layout="constrained")
+    axes = figure.subplots()
+    for name, history in histories.items():
+        error = 100 * (1 - history["accuracy"])
+        axes.plot(history.index, error, marker=".", label=name, **styles.get(name, {}))
+    passes = max(len(history) for history in histories.values())
+    axes.set(xlabel="pass", ylabel="training error (%), mean over the pass",
+             xticks=range(0, passes + 1, 2), title=title, yscale="log")
+    axes.yaxis.set_major_formatter("{x:g}")
+    axes.yaxis.set_minor_formatter("{x:g}")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3, which="both")
+    return figure
+
 def plot_accuracy_against_time(
     histories: Mapping[str, pd.DataFrame], target: float, title: str = "Time to accuracy",
 ) -> Figure:

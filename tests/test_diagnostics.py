@@ -118,3 +118,26 @@ def test_batch_norm_helpers_name_their_problems(toy):
     with pytest.raises(LenetError, match="'nowhere'"):
         diagnostics.set_moving_statistics(tiny_model(batch_norm=True),
                                           {"nowhere": (np.zeros(4), np.ones(4))})
+
+
+def test_by_layer_joins_each_layers_kernel_and_bias_in_order():
+    model = tiny_model()
+    values = [np.full(variable.shape, index, dtype="float32")
+              for index, variable in enumerate(model.trainable_variables)]
+    layers = diagnostics.by_layer(model, values)
+    hidden, output = model.layers[0], model.layers[-1]
+    assert list(layers) == [hidden.name, output.name]
+    assert layers[hidden.name].tolist() == [0] * 24 + [1] * 4
+    assert layers[output.name].tolist() == [2] * 12 + [3] * 3
+
+
+@pytest.mark.parametrize("drop_or_reshape", ["drop", "reshape"])
+def test_by_layer_refuses_arrays_that_do_not_match_the_variables(drop_or_reshape):
+    model = tiny_model()
+    values = [np.zeros(variable.shape) for variable in model.trainable_variables]
+    if drop_or_reshape == "drop":
+        values.pop()
+    else:
+        values[0] = values[0].ravel()
+    with pytest.raises(LenetError, match="variable"):
+        diagnostics.by_layer(model, values)

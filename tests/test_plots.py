@@ -22,6 +22,7 @@ def all_figures(history):
     return [
         plots.plot_learning_curves(history),
         plots.plot_histories({"a": history, "b": history * 0.9}),
+        plots.plot_errors_per_pass({"a": history, "b": history * 0.9}),
         plots.plot_digit_grid(rng.random((12, 28, 28)), labels[:12], labels[:12],
                               rng.random(12), columns=6),
         plots.plot_confusion_matrix(labels, rng.integers(0, 10, 200)),
@@ -77,3 +78,15 @@ def box_names(figure) -> list[str]:
     """The first line of each box's label in a layer diagram: the layer names."""
     return [text.get_text().split("\n")[0] for text in figure.axes[0].texts
             if text.get_text()]
+
+
+def test_errors_per_pass_are_percent_errors_on_a_log_scale(history):
+    styles = {"b": {"color": "black", "ls": "--"}}
+    figure = plots.plot_errors_per_pass({"a": history, "b": history * 0.9}, styles=styles)
+    axes = figure.axes[0]
+    assert axes.get_yscale() == "log"
+    a_line, b_line = axes.lines
+    np.testing.assert_allclose(a_line.get_ydata(), [30, 15, 10])
+    np.testing.assert_allclose(b_line.get_ydata(), 100 * (1 - 0.9 * history["accuracy"]))
+    assert (b_line.get_color(), b_line.get_linestyle()) == ("black", "--")
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["a", "b"]

@@ -123,10 +123,16 @@ def plot_errors_per_pass(
     axes.set(xlabel="pass", ylabel="training error (%), mean over the pass",
              xticks=range(0, passes + 1, 2), title=title, yscale="log")
     axes.yaxis.set_major_formatter("{x:g}")
-    axes.yaxis.set_minor_formatter("{x:g}")
+    axes.yaxis.set_minor_formatter(ticker.FuncFormatter(_two_three_five))
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3, which="both")
     return figure
+
+
+def _two_three_five(value: float, position: int | None = None) -> str:
+    """Label a minor tick of a log axis only at 2, 3 and 5 times a power of 10."""
+    leading = value / 10 ** np.floor(np.log10(value)) if value > 0 else 0
+    return f"{value:g}" if any(np.isclose(leading, (2, 3, 5))) else ""
 
 def plot_accuracy_against_time(
     histories: Mapping[str, pd.DataFrame], target: float, title: str = "Time to accuracy",

@@ -90,3 +90,10 @@ def test_errors_per_pass_are_percent_errors_on_a_log_scale(history):
     np.testing.assert_allclose(b_line.get_ydata(), 100 * (1 - 0.9 * history["accuracy"]))
     assert (b_line.get_color(), b_line.get_linestyle()) == ("black", "--")
     assert [text.get_text() for text in axes.get_legend().get_texts()] == ["a", "b"]
+
+
+def test_errors_per_pass_label_minor_ticks_at_two_three_and_five_only(history):
+    figure = plots.plot_errors_per_pass({"a": history})
+    label = figure.axes[0].yaxis.get_minor_formatter()
+    assert [label(value) for value in (0.2, 0.3, 0.4, 5, 8, 30, 90)] == [
+        "0.2", "0.3", "", "5", "", "30", ""]

@@ -134,6 +134,7 @@ def _two_three_five(value: float, position: int | None = None) -> str:
     leading = value / 10 ** np.floor(np.log10(value)) if value > 0 else 0
     return f"{value:g}" if any(np.isclose(leading, (2, 3, 5))) else ""
 
+
 def plot_accuracy_against_time(
     histories: Mapping[str, pd.DataFrame], target: float, title: str = "Time to accuracy",
 ) -> Figure:

@@ -131,13 +131,14 @@ def test_by_layer_joins_each_layers_kernel_and_bias_in_order():
     assert layers[output.name].tolist() == [2] * 12 + [3] * 3
 
 
-@pytest.mark.parametrize("drop_or_reshape", ["drop", "reshape"])
-def test_by_layer_refuses_arrays_that_do_not_match_the_variables(drop_or_reshape):
+@pytest.mark.parametrize(("drop_or_reshape", "message"),
+                         [("drop", "3 arrays for the 4"), ("reshape", r"shape \(24,\)")])
+def test_by_layer_refuses_arrays_that_do_not_match_the_variables(drop_or_reshape, message):
     model = tiny_model()
     values = [np.zeros(variable.shape) for variable in model.trainable_variables]
     if drop_or_reshape == "drop":
         values.pop()
     else:
         values[0] = values[0].ravel()
-    with pytest.raises(LenetError, match="variable"):
+    with pytest.raises(LenetError, match=message):
         diagnostics.by_layer(model, values)

@@ -6,7 +6,8 @@ every epoch (:class:`EpochMeasurements`). :func:`confidence_on_errors` says
 how sure a classifier is when it is wrong. The batch-normalization helpers
 read a model's moving statistics, measure the batch statistics its layers
 see in training mode, and re-estimate the former from the latter. :func:`by_layer`
-groups one array per trainable variable (SDLM's curvature) by layer.
+groups one array per trainable variable (SDLM's curvature) by layer, and
+:func:`error_percent` gives a compiled model's error on a data set in percent.
 """
 
 from __future__ import annotations
@@ -340,3 +341,36 @@ def by_layer(model: keras.Model, values: Iterable[np.ndarray]) -> dict[str, np.n
                              f"{variable.path}, of shape {tuple(variable.shape)}.")
         layers.setdefault(variable.path.split("/")[-2], []).append(np.ravel(value))
     return {name: np.concatenate(parts) for name, parts in layers.items()}
+
+
+def error_percent(model: keras.Model, data: tuple[np.ndarray, np.ndarray],
+                  batch_size: int = 1024) -> float:
+    """A compiled model's error on ``data``, in percent: 100 (1 - accuracy).
+
+    The accuracy is the one the model was compiled with, so the same rule
+    decides a prediction for every output (softmax or LeNet-5's RBF units).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Compiled with ``metrics=["accuracy"]``.
+    data : tuple of ndarray
+        Images and labels.
+    batch_size : int, default=1024
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> error_percent(model, splits.test)  # doctest: +SKIP
+    1.49
+    """
+    images, labels = data
+    scores = model.evaluate(images, labels, batch_size=batch_size, verbose=0,
+                            return_dict=True)
+    if "accuracy" not in scores:
+        raise LenetError(f"the model reports {sorted(scores)}, not its accuracy: "
+                         'compile it with metrics=["accuracy"].')
+    return 100 * (1 - float(scores["accuracy"]))

@@ -142,3 +142,17 @@ def test_by_layer_refuses_arrays_that_do_not_match_the_variables(drop_or_reshape
         values[0] = values[0].ravel()
     with pytest.raises(LenetError, match=message):
         diagnostics.by_layer(model, values)
+
+
+def test_error_percent_is_the_share_of_wrong_predictions(toy):
+    images, labels = toy
+    model = tiny_model()
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    wrong = np.argmax(model.predict(images, verbose=0), axis=1) != labels
+    assert diagnostics.error_percent(model, toy, batch_size=16) == pytest.approx(
+        100 * wrong.mean())
+
+
+def test_error_percent_refuses_a_model_compiled_without_accuracy(toy):
+    with pytest.raises(LenetError, match="not its accuracy"):
+        diagnostics.error_percent(tiny_model(), toy)

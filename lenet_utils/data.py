@@ -319,6 +319,17 @@ class Splits:
         """``(x_test, y_test)``."""
         return self.x_test, self.y_test
 
+    @property
+    def all_training(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training and validation images together, in that order.
+
+        With the default split these are all 60,000 of MNIST's training
+        images, which the LeNet-5 paper trains on: the appendix's chapters
+        use them to follow its recipe, and score only the test set.
+        """
+        return (np.concatenate([self.x_train, self.x_val]),
+                np.concatenate([self.y_train, self.y_val]))
+
 
 def load_splits(
     path: str | os.PathLike | None = None,

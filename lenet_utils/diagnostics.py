@@ -6,8 +6,9 @@ every epoch (:class:`EpochMeasurements`). :func:`confidence_on_errors` says
 how sure a classifier is when it is wrong. The batch-normalization helpers
 read a model's moving statistics, measure the batch statistics its layers
 see in training mode, and re-estimate the former from the latter. :func:`by_layer`
-groups one array per trainable variable (SDLM's curvature) by layer, and
-:func:`error_percent` gives a compiled model's error on a data set in percent.
+groups one array per trainable variable (SDLM's curvature) by layer,
+:func:`error_percent` gives a compiled model's error on a data set in percent,
+and :func:`errors_per_pass` the training error of each epoch of several runs.
 """
 
 from __future__ import annotations
@@ -374,3 +375,28 @@ def error_percent(model: keras.Model, data: tuple[np.ndarray, np.ndarray],
         raise LenetError(f"the model reports {sorted(scores)}, not its accuracy: "
                          'compile it with metrics=["accuracy"].')
     return 100 * (1 - float(scores["accuracy"]))
+
+
+def errors_per_pass(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The training error (%) of each pass, one column per named history.
+
+    Keras's running accuracy over each epoch, while the weights change,
+    turned into an error in percent and rounded to two decimals.
+
+    Raises
+    ------
+    LenetError
+        If a history has no ``accuracy`` column.
+
+    Examples
+    --------
+    >>> history = pd.DataFrame({"accuracy": [0.9, 0.99]}, index=[1, 2])
+    >>> errors_per_pass({"run": history})["run"].tolist()
+    [10.0, 1.0]
+    """
+    missing = [name for name, history in histories.items() if "accuracy" not in history]
+    if missing:
+        raise LenetError(f"histories {missing} have no 'accuracy' column: "
+                         "compile the models with metrics=['accuracy'].")
+    errors = {name: 100 * (1 - history["accuracy"]) for name, history in histories.items()}
+    return pd.DataFrame(errors).rename_axis("pass").round(2)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
+import io
 import json
 import math
 import os
@@ -13,6 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,10 @@ EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
 # Images and seconds of every fit in this process, for the run record's throughput.
 _TRAINING_TALLY = {"images": 0, "seconds": 0.0}
+# The device that trained each model loaded from the cache, in the order loaded.
+_LOADED_FROM_CACHE: list[str] = []
+TRAINED_ON_FILE = "trained_on.json"
+NOT_RECORDED = "a device not recorded"
 
 
 class CurvatureEstimateFrom(lenet5.CurvatureEstimate):
@@ -307,6 +314,27 @@ def starting_recipe(profile: Profile, seed: int = 0) -> TrainingConfig:
     """
     return TrainingConfig(model="lenet", optimizer="sgd", learning_rate=0.01,
                           batch_size=128, epochs=profile.epochs(20), seed=seed)
+
+
+def sdlm_recipe(profile: Profile, seed: int = 0) -> TrainingConfig:
+    """Chapter 9c's recipe: LeNet-5 with the paper's SDLM, one image per update.
+
+    The paper's RBF outputs and eq. 9, weights in ``+-2.4/sqrt(F_i)``, SDLM
+    at its ``eta`` schedule from 0.0005 and ``mu = 0.02``, with ``h_kk``
+    estimated once, before the first pass, and kept; 20 passes (capped by
+    the profile), scored once at the end. ``steps_per_execution=50`` runs 50
+    single-image steps per call of Keras's compiled step and changes no number.
+
+    Examples
+    --------
+    >>> sdlm_recipe(get_profile("full")).batch_size  # doctest: +SKIP
+    1
+    """
+    return TrainingConfig(
+        model="lenet5", model_options={"init_scale": "sqrt_fan_in"}, loss="rbf",
+        optimizer="sdlm", optimizer_options={"mu": lenet5.SDLM_MU}, learning_rate=5e-4,
+        schedule="lenet5_paper", curvature="first_pass", batch_size=1,
+        steps_per_execution=50, epochs=profile.epochs(20), validate="at_end", seed=seed)
 
 
 def _metric_order(name: str) -> tuple[bool, bool]:
@@ -567,6 +595,7 @@ def train_or_load(
                   "training again")
         else:
             history = loaded[1]
+            _LOADED_FROM_CACHE.append(trained_on(folder))
             print(f"loaded from the cache ({key}): {len(history)} epochs, "
                   f"{_final_accuracy(history)}")
             return loaded
@@ -577,6 +606,44 @@ def train_or_load(
                   log_epochs=log_epochs)
     _save_atomically(folder, model, history, config)
     return model, history
+
+
+def train_or_load_each(
+    configs: dict[str, TrainingConfig], train: Arrays, validation: Arrays
+) -> tuple[dict[str, keras.Model], dict[str, pd.DataFrame]]:
+    """:func:`train_or_load` for each of several named runs, with their logs out of sight.
+
+    For chapters that train on all the training images (the LeNet-5 appendix),
+    where the per-epoch log would score validation images the runs trained on.
+
+    Returns
+    -------
+    models, histories : dict
+        Keyed by the names of ``configs``.
+
+    Examples
+    --------
+    >>> models, histories = train_or_load_each({"seed 0": config}, train,
+    ...                                        splits.validation)  # doctest: +SKIP
+    """
+    trained, histories = {}, {}
+    for name, config in configs.items():
+        with contextlib.redirect_stdout(io.StringIO()):
+            trained[name], histories[name] = train_or_load(config, train, validation)
+    return trained, histories
+
+
+def trained_on(folder: Path) -> str:
+    """The device that trained the cache entry in ``folder``, as its run record named it.
+
+    Entries written before the cache recorded it say :data:`NOT_RECORDED`.
+    The device is not part of the key: the same run trained on two machines
+    shares one entry, though the two may differ in their last digits.
+    """
+    try:
+        return str(json.loads((folder / TRAINED_ON_FILE).read_text())["device"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return NOT_RECORDED
 
 
 def _load_entry(folder: Path) -> tuple[keras.Model, pd.DataFrame]:
@@ -596,6 +663,9 @@ def _save_atomically(
         model.save(staging / "model.keras")
         history.to_csv(staging / "history.csv")
         (staging / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+        (staging / TRAINED_ON_FILE).write_text(json.dumps({
+            "device": device_name(), "tensorflow": tf.__version__,
+            "lenet_utils": lenet_utils.__version__}))
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
     finally:
@@ -615,6 +685,7 @@ class RunRecord:
     profile: Profile
     started: float = field(default_factory=time.perf_counter)
     tally_at_start: dict[str, float] = field(default_factory=lambda: dict(_TRAINING_TALLY))
+    loaded_at_start: int = field(default_factory=lambda: len(_LOADED_FROM_CACHE))
 
     def report(self) -> str:
         """The run record: profile, wall time, device, throughput and versions."""
@@ -628,8 +699,15 @@ class RunRecord:
             f"wall time: {seconds:.0f} s",
             f"device: {device_name()}",
             f"training: {throughput}",
+            f"from the cache: {self._cached_devices()}",
             f"python: {platform.python_version()}",
             f"tensorflow: {tf.__version__}",
             f"keras: {keras.__version__}",
             f"lenet_utils: {lenet_utils.__version__}",
         ])
+
+    def _cached_devices(self) -> str:
+        loaded = Counter(_LOADED_FROM_CACHE[self.loaded_at_start:])
+        if not loaded:
+            return "none"
+        return "; ".join(f"{count} trained on {device}" for device, count in loaded.items())

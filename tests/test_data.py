@@ -219,6 +219,10 @@ def test_load_splits_quick_sizes(mnist_path):
     assert splits.x_val.shape == (50, 28, 28, 1)
     assert splits.x_test.shape == (100, 28, 28, 1)
     assert splits.x_train.dtype == np.float32 and splits.x_train.max() <= 1.0
+    images, labels = splits.all_training
+    assert images.shape == (250, 28, 28, 1) and labels.shape == (250,)
+    np.testing.assert_array_equal(images[:200], splits.x_train)
+    np.testing.assert_array_equal(labels[200:], splits.y_val)
 
 
 def test_shift_images_moves_and_fills_with_background():

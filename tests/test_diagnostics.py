@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from lenet_utils import LenetError, diagnostics
@@ -156,3 +157,13 @@ def test_error_percent_is_the_share_of_wrong_predictions(toy):
 def test_error_percent_refuses_a_model_compiled_without_accuracy(toy):
     with pytest.raises(LenetError, match="not its accuracy"):
         diagnostics.error_percent(tiny_model(), toy)
+
+
+def test_errors_per_pass_is_the_running_error_in_percent():
+    histories = {"a": pd.DataFrame({"accuracy": [0.9, 0.987654]}, index=[1, 2]),
+                 "b": pd.DataFrame({"accuracy": [0.5, 0.75]}, index=[1, 2])}
+    table = diagnostics.errors_per_pass(histories)
+    assert list(table.columns) == ["a", "b"] and table.index.name == "pass"
+    assert table.loc[2, "a"] == 1.23 and table.loc[1, "b"] == 50.0
+    with pytest.raises(LenetError, match=r"\['c'\] have no 'accuracy'"):
+        diagnostics.errors_per_pass({"c": pd.DataFrame({"loss": [1.0]})})

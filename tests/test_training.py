@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from lenet_utils import LenetError, training
+from lenet_utils.device import device_name
 from lenet_utils.profile import get_profile
 
 
@@ -164,8 +165,48 @@ def test_run_record_names_profile_device_throughput_and_versions(toy_data):
     assert lines[2].startswith(("device: CPU: ", "device: GPU: "))
     assert lines[3].startswith("training: 120 images in ")
     assert lines[3].endswith(" images/s")
-    assert [line.split(":")[0] for line in lines[4:]] == [
+    assert lines[4] == "from the cache: none"
+    assert [line.split(":")[0] for line in lines[5:]] == [
         "python", "tensorflow", "keras", "lenet_utils"]
+
+
+def test_cache_entries_record_the_device_that_trained_them(toy_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(epochs=1, batch_size=16, seed=3)
+    training.train_or_load(config, *toy_data)
+    folder = tmp_path / training.cache_key(config, *toy_data)
+    assert training.trained_on(folder) == device_name()
+    record = training.RunRecord(get_profile("quick"))
+    training.train_or_load(config, *toy_data)
+    (folder / training.TRAINED_ON_FILE).write_text("{not json")
+    training.train_or_load(config, *toy_data)
+    assert record.report().splitlines()[4] == (
+        f"from the cache: 1 trained on {device_name()}; "
+        f"1 trained on {training.NOT_RECORDED}")
+
+
+def test_train_or_load_each_names_the_runs_and_keeps_the_logs_quiet(
+        toy_data, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(epochs=1, batch_size=16)
+    configs = {"seed 0": config, "seed 1": config.but(seed=1)}
+    models, histories = training.train_or_load_each(configs, *toy_data)
+    assert list(models) == list(histories) == ["seed 0", "seed 1"]
+    assert all(len(history) == 1 for history in histories.values())
+    assert capfd.readouterr().out == ""
+    assert not np.array_equal(models["seed 0"].get_weights()[0],
+                              models["seed 1"].get_weights()[0])
+
+
+def test_sdlm_recipe_is_chapter_9cs_single_image_recipe():
+    recipe = training.sdlm_recipe(get_profile("full"), seed=2)
+    assert (recipe.model, recipe.loss, recipe.optimizer) == ("lenet5", "rbf", "sdlm")
+    assert recipe.model_options == {"init_scale": "sqrt_fan_in"}
+    assert recipe.optimizer_options == {"mu": 0.02}
+    assert (recipe.learning_rate, recipe.schedule) == (5e-4, "lenet5_paper")
+    assert (recipe.batch_size, recipe.epochs, recipe.seed) == (1, 20, 2)
+    assert (recipe.curvature, recipe.validate) == ("first_pass", "at_end")
+    assert training.sdlm_recipe(get_profile("quick")).epochs < 20
 
 
 def test_with_gaps():

@@ -688,7 +688,7 @@ class RunRecord:
     loaded_at_start: int = field(default_factory=lambda: len(_LOADED_FROM_CACHE))
 
     def report(self) -> str:
-        """The run record: profile, wall time, device, throughput and versions."""
+        """The run record: profile, wall time, device, throughput, cached devices, versions."""
         seconds = time.perf_counter() - self.started
         images = _TRAINING_TALLY["images"] - self.tally_at_start["images"]
         trained = _TRAINING_TALLY["seconds"] - self.tally_at_start["seconds"]

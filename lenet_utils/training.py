@@ -58,6 +58,7 @@ _TRAINING_TALLY = {"images": 0, "seconds": 0.0}
 _LOADED_FROM_CACHE: list[str] = []
 TRAINED_ON_FILE = "trained_on.json"
 NOT_RECORDED = "a device not recorded"
+UNREADABLE_ENTRY = "cache entry"  # how the notice of a retrained entry begins
 
 
 class CurvatureEstimateFrom(lenet5.CurvatureEstimate):
@@ -591,7 +592,7 @@ def train_or_load(
         try:
             loaded = _load_entry(folder)
         except Exception as error:  # noqa: BLE001 - any unreadable entry is retrained
-            print(f"cache entry {key} is unreadable ({type(error).__name__}); "
+            print(f"{UNREADABLE_ENTRY} {key} is unreadable ({type(error).__name__}); "
                   "training again")
         else:
             history = loaded[1]
@@ -615,6 +616,8 @@ def train_or_load_each(
 
     For chapters that train on all the training images (the LeNet-5 appendix),
     where the per-epoch log would score validation images the runs trained on.
+    Only the notice of an unreadable cache entry, trained again, is printed,
+    after the run's name.
 
     Returns
     -------
@@ -628,8 +631,13 @@ def train_or_load_each(
     """
     trained, histories = {}, {}
     for name, config in configs.items():
-        with contextlib.redirect_stdout(io.StringIO()):
+        log = io.StringIO()
+        with contextlib.redirect_stdout(log):
             trained[name], histories[name] = train_or_load(config, train, validation)
+        # A retrained entry costs the reader time: that one line stays in view.
+        for line in log.getvalue().splitlines():
+            if line.startswith(UNREADABLE_ENTRY):
+                print(f"{name}: {line}")
     return trained, histories
 
 

@@ -259,3 +259,15 @@ def test_small_data_regime_follows_the_profile(mnist_path):
     assert np.bincount(labels).tolist() == [10] * 10
     full_config, _ = training.small_data_regime(splits, get_profile("full"))
     assert full_config.epochs == 40
+
+
+def test_train_or_load_each_shows_that_an_unreadable_entry_is_trained_again(
+        toy_data, tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv(training.CACHE_VARIABLE, str(tmp_path))
+    config = training.TrainingConfig(epochs=1, batch_size=16)
+    training.train_or_load_each({"seed 0": config}, *toy_data)
+    key = training.cache_key(config, *toy_data)
+    (tmp_path / key / "history.csv").write_text("not a history")
+    capfd.readouterr()
+    training.train_or_load_each({"seed 0": config}, *toy_data)
+    assert capfd.readouterr().out.startswith(f"seed 0: cache entry {key} is unreadable")

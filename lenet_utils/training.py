@@ -718,4 +718,6 @@ class RunRecord:
         loaded = Counter(_LOADED_FROM_CACHE[self.loaded_at_start:])
         if not loaded:
             return "none"
-        return "; ".join(f"{count} trained on {device}" for device, count in loaded.items())
+        # One device to a line, under the first, so that the record stays narrow.
+        indent = "\n" + " " * len("from the cache: ")
+        return indent.join(f"{count} trained on {device}" for device, count in loaded.items())

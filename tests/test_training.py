@@ -180,9 +180,9 @@ def test_cache_entries_record_the_device_that_trained_them(toy_data, tmp_path, m
     training.train_or_load(config, *toy_data)
     (folder / training.TRAINED_ON_FILE).write_text("{not json")
     training.train_or_load(config, *toy_data)
-    assert record.report().splitlines()[4] == (
-        f"from the cache: 1 trained on {device_name()}; "
-        f"1 trained on {training.NOT_RECORDED}")
+    assert record.report().splitlines()[4:6] == [
+        f"from the cache: 1 trained on {device_name()}",
+        f"                1 trained on {training.NOT_RECORDED}"]
 
 
 def test_train_or_load_each_names_the_runs_and_keeps_the_logs_quiet(

@@ -400,3 +400,51 @@ def errors_per_pass(histories: dict[str, pd.DataFrame]) -> pd.DataFrame:
                          "compile the models with metrics=['accuracy'].")
     errors = {name: 100 * (1 - history["accuracy"]) for name, history in histories.items()}
     return pd.DataFrame(errors).rename_axis("pass").round(2)
+
+
+def breaks(history: pd.DataFrame) -> bool:
+    """Whether a run breaks: over some pass from 2 on, its training error is at
+    least twice the lowest over the passes before it.
+
+    The rule of the appendix's runs that keep their first curvature estimate
+    (chapters 9e and 9f), read from Keras's running accuracy per pass.
+
+    Examples
+    --------
+    >>> breaks(pd.DataFrame({"accuracy": [0.9, 0.99, 0.97]}, index=[1, 2, 3]))
+    True
+    >>> breaks(pd.DataFrame({"accuracy": [0.9, 0.99, 0.985]}, index=[1, 2, 3]))
+    False
+    """
+    errors = 1 - history["accuracy"]
+    lowest_before = errors.cummin().shift(1)
+    return bool((errors.iloc[1:] >= 2 * lowest_before.iloc[1:]).any())
+
+
+def run_errors(models: dict[str, keras.Model], histories: dict[str, pd.DataFrame],
+               test: tuple[np.ndarray, np.ndarray],
+               train: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """One row per named run: its test error, its training errors and whether it breaks.
+
+    Columns: ``test error (%)``; ``training error (%)``, over the last pass
+    (Keras's running accuracy, while the weights still change);
+    ``training error, finished (%)``, of the finished network on ``train``;
+    ``breaks`` (:func:`breaks`). Errors are rounded to two decimals.
+
+    Examples
+    --------
+    >>> run_errors(models, histories, splits.test, splits.all_training)  # doctest: +SKIP
+    """
+    rows = {
+        name: {
+            "test error (%)": error_percent(model, test),
+            "training error (%)": 100 * (1 - histories[name]["accuracy"].iloc[-1]),
+            "training error, finished (%)": error_percent(model, train),
+            "breaks": breaks(histories[name]),
+        }
+        for name, model in models.items()
+    }
+    runs = pd.DataFrame.from_dict(rows, orient="index")
+    error_columns = [column for column in runs if column.endswith("(%)")]
+    runs[error_columns] = runs[error_columns].round(2)
+    return runs

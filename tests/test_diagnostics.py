@@ -167,3 +167,30 @@ def test_errors_per_pass_is_the_running_error_in_percent():
     assert table.loc[2, "a"] == 1.23 and table.loc[1, "b"] == 50.0
     with pytest.raises(LenetError, match=r"\['c'\] have no 'accuracy'"):
         diagnostics.errors_per_pass({"c": pd.DataFrame({"loss": [1.0]})})
+
+
+@pytest.mark.parametrize("accuracies, broken", [
+    ([0.90, 0.99, 0.985], False),  # 1.5% after a best of 1%: below twice
+    ([0.90, 0.99, 0.98], True),  # 2% after a best of 1%: twice
+    ([0.90, 0.81], False),  # pass 2 at 19% against 10%: below twice
+    ([0.90, 0.79], True),
+])
+def test_breaks_measures_each_pass_against_the_best_before_it(accuracies, broken):
+    history = pd.DataFrame({"accuracy": accuracies},
+                           index=range(1, len(accuracies) + 1))
+    assert diagnostics.breaks(history) is broken
+
+
+def test_run_errors_has_one_row_per_run(toy):
+    model = tiny_model()
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = pd.DataFrame({"accuracy": [0.5, 0.987654]}, index=[1, 2])
+    table = diagnostics.run_errors({"a": model}, {"a": history}, toy, toy)
+    assert list(table.index) == ["a"]
+    assert list(table.columns) == ["test error (%)", "training error (%)",
+                                   "training error, finished (%)", "breaks"]
+    expected = round(diagnostics.error_percent(model, toy), 2)
+    assert table.loc["a", "test error (%)"] == expected
+    assert table.loc["a", "training error, finished (%)"] == expected
+    assert table.loc["a", "training error (%)"] == 1.23
+    assert not table.loc["a", "breaks"]

@@ -307,6 +307,7 @@ def training_flops_per_image(model: keras.Model) -> int:
 
     Examples
     --------
+    >>> from lenet_utils.models import build_lenet
     >>> training_flops_per_image(build_lenet())
     39132000
     """

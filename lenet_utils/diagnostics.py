@@ -182,6 +182,7 @@ def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
 
     Examples
     --------
+    >>> from lenet_utils.models import build_lenet
     >>> [layer.name for layer in batch_norm_layers(build_lenet(batch_norm="before"))]
     ['conv1_bn', 'conv2_bn', 'dense1_bn']
     """
@@ -199,6 +200,7 @@ def moving_statistics(model: keras.Model) -> Statistics:
 
     Examples
     --------
+    >>> from lenet_utils.models import build_lenet
     >>> moving_statistics(build_lenet(batch_norm="before"))["conv1_bn"][1][:3]
     array([1., 1., 1.], dtype=float32)
     """

@@ -113,6 +113,42 @@ def t_interval(
     return mean, mean - float(half_width), mean + float(half_width)
 
 
+def against_the_goal(
+    errors: Sequence[float] | np.ndarray, paper: float, goal: float = 0.1
+) -> dict[str, object]:
+    """Seeds' test errors against a goal's band, ``paper ± goal``, for display.
+
+    The appendix's reading of a LeNet-5 row: the mean over seeds (to three
+    decimals), its standard deviation, its 95% t-interval (:func:`t_interval`),
+    the band and whether the mean lies inside it.
+
+    Parameters
+    ----------
+    errors : sequence of float
+        Test errors (%), one per seed, at least two.
+    paper : float
+        The paper's test error (%).
+    goal : float
+        The band's half-width, in percentage points.
+
+    Examples
+    --------
+    >>> summary = against_the_goal([1.34, 1.24, 1.18], paper=0.95)
+    >>> summary["mean test error (%)"], summary["goal's band"], summary["mean in band"]
+    ('1.253', '0.85 to 1.05', False)
+    """
+    values = _checked_sample(errors)
+    mean, low, high = t_interval(values)
+    return {
+        "mean test error (%)": f"{mean:.3f}",
+        "std": round(float(values.std(ddof=1)), 2),
+        "95% interval": f"{low:.2f} to {high:.2f}",
+        "goal's band": f"{paper - goal:.2f} to {paper + goal:.2f}",
+        # The margin keeps a mean that rounds onto the band's edge inside it.
+        "mean in band": bool(abs(mean - paper) <= goal + 1e-9),
+    }
+
+
 def paired_t_p_value(sample: Sequence[float] | np.ndarray) -> float:
     """Two-sided p-value of the t-test that a sample's mean is zero.
 

@@ -115,3 +115,20 @@ def test_compare_with_baseline_uses_bonferroni_intervals(runs):
     assert table.loc["a", "seeds"] == 3
     assert table.loc["a", "p (Holm)"] == pytest.approx(
         2 * stats.paired_t_p_value(differences["a"]))
+
+
+def test_against_the_goal_reads_the_mean_against_the_band():
+    summary = stats.against_the_goal([1.34, 1.24, 1.18], paper=0.95)
+    mean, low, high = stats.t_interval([1.34, 1.24, 1.18])
+    assert summary["mean test error (%)"] == f"{mean:.3f}" == "1.253"
+    assert summary["95% interval"] == f"{low:.2f} to {high:.2f}"
+    assert summary["std"] == 0.08 and summary["goal's band"] == "0.85 to 1.05"
+    assert summary["mean in band"] is False
+    assert stats.against_the_goal([0.84, 0.86], paper=0.95)["mean in band"] is True
+    assert stats.against_the_goal([1.04, 1.06], paper=0.95)["mean in band"] is True
+    assert stats.against_the_goal([0.8, 0.9], paper=0.8, goal=0.01)["mean in band"] is False
+
+
+def test_against_the_goal_needs_two_seeds():
+    with pytest.raises(LenetError, match="at least two"):
+        stats.against_the_goal([1.0], paper=0.95)

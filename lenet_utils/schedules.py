@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from lenet_utils.errors import LenetError
-from lenet_utils.lenet5 import paper_steps
+from lenet_utils.lenet5 import PAPER_STEPS, paper_steps
 
 
 @keras.saving.register_keras_serializable(package="lenet_utils")
@@ -76,5 +76,64 @@ def constant(learning_rate: float, steps_per_epoch: int, epochs: int) -> float:
     return learning_rate
 
 
-# name -> function(learning_rate, steps_per_epoch, epochs) returning a rate or a schedule.
-SCHEDULES = {"constant": constant, "one_cycle": one_cycle, "lenet5_paper": paper_steps}
+def paper_step_of_pass(pass_number: int) -> float:
+    """The paper's global step for one pass (III.C), counted from 1.
+
+    Examples
+    --------
+    >>> paper_step_of_pass(3)
+    0.0002
+    """
+    if pass_number < 1:
+        raise LenetError(f"pass_number={pass_number} counts from 1.")
+    last_pass = 0
+    for count, step in PAPER_STEPS[:-1]:
+        last_pass += count
+        if pass_number <= last_pass:
+            return step
+    return PAPER_STEPS[-1][1]
+
+
+def paper_steps_rescaled_from(
+    learning_rate: float, steps_per_epoch: int, epochs: int, *, from_pass: int,
+    later_scale: float,
+) -> keras.optimizers.schedules.PiecewiseConstantDecay:
+    """The paper's steps starting at ``learning_rate``, rescaled from one pass on.
+
+    Pass ``p`` takes the paper's step for ``p`` times ``learning_rate / 0.0005``,
+    and times ``later_scale`` as well from pass ``from_pass`` on: with
+    ``later_scale=1`` it is ``"lenet5_paper"``. It tells apart where in the
+    run a larger step acts, the early passes or the late ones.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The first pass's step; 0.0005 is the paper's.
+    steps_per_epoch, epochs : int
+        Steps in one pass, and passes in the run.
+    from_pass : int
+        The first pass (counted from 1) that ``later_scale`` multiplies.
+    later_scale : float
+
+    Examples
+    --------
+    >>> schedule = paper_steps_rescaled_from(
+    ...     5e-4, steps_per_epoch=10, epochs=20, from_pass=13, later_scale=4)
+    >>> round(float(schedule(115)), 6), round(float(schedule(125)), 6)
+    (5e-05, 4e-05)
+    """
+    if not 2 <= from_pass <= epochs or not later_scale > 0 or steps_per_epoch < 1:
+        raise LenetError(f"from_pass={from_pass} must lie in 2..epochs={epochs}, "
+                         f"later_scale={later_scale} and steps_per_epoch="
+                         f"{steps_per_epoch} must be positive.")
+    scale = learning_rate / PAPER_STEPS[0][1]
+    steps = [scale * paper_step_of_pass(p) * (later_scale if p >= from_pass else 1.0)
+             for p in range(1, epochs + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [steps_per_epoch * p - 1 for p in range(1, epochs)], steps)
+
+
+# name -> function(learning_rate, steps_per_epoch, epochs) returning a rate or a schedule;
+# keyword-only parameters after those come from TrainingConfig.schedule_options.
+SCHEDULES = {"constant": constant, "one_cycle": one_cycle, "lenet5_paper": paper_steps,
+             "lenet5_paper_rescaled_from": paper_steps_rescaled_from}

@@ -49,7 +49,7 @@ CURVATURE_MODES = ("every_pass", "first_pass")
 # at these values they are left out of the key, so earlier entries stay valid.
 _KEYED_UNLESS = {"precision": "float32", "pipeline": "tf_data", "optimizer_options": {},
                  "curvature": "every_pass", "steps_per_execution": 1,
-                 "curvature_again_from": None}
+                 "curvature_again_from": None, "schedule_options": {}}
 EVALUATION_BATCH = 1024
 Arrays = tuple[np.ndarray, np.ndarray]
 # Images and seconds of every fit in this process, for the run record's throughput.
@@ -200,6 +200,7 @@ class TrainingConfig:
     curvature: str = "every_pass"
     steps_per_execution: int = 1
     curvature_again_from: int | None = None
+    schedule_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_BUILDERS:
@@ -231,10 +232,22 @@ class TrainingConfig:
                              "curvature='first_pass' and an epoch from 2 on.")
         if not self.learning_rate > 0:
             raise LenetError(f"learning_rate={self.learning_rate} must be positive.")
+        self._check_schedule_options()
         if (self.loss in ONE_HOT_LOSSES) != (self.pipeline == "numpy_float64"):
             raise LenetError(f"loss={self.loss!r} does not fit pipeline={self.pipeline!r}: "
                              "only the 'numpy_float64' pipeline makes one-hot labels, and "
                              f"it needs a loss among {', '.join(ONE_HOT_LOSSES)}.")
+
+    def _check_schedule_options(self) -> None:
+        parameters = inspect.signature(SCHEDULES[self.schedule]).parameters.values()
+        takes = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        needs = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY
+                 and p.default is inspect.Parameter.empty}
+        given = set(self.schedule_options)
+        if given - takes or needs - given:
+            raise LenetError(f"schedule={self.schedule!r} takes schedule_options "
+                             f"{sorted(takes) or 'none'} ({sorted(needs)} needed); "
+                             f"got {sorted(given) or 'none'}.")
 
     @property
     def resolved_precision(self) -> str:
@@ -252,7 +265,8 @@ class TrainingConfig:
         set_seed(self.seed)
         with dtype_policy(self.resolved_precision):
             model = MODEL_BUILDERS[self.model](**self.model_options)
-        rate = SCHEDULES[self.schedule](self.learning_rate, steps_per_epoch, self.epochs)
+        rate = SCHEDULES[self.schedule](self.learning_rate, steps_per_epoch, self.epochs,
+                                        **self.schedule_options)
         options = dict(self.optimizer_options)
         if self.optimizer == "sdlm":
             options.setdefault("samples_per_step", self.batch_size)

@@ -122,10 +122,13 @@ def paper_steps_rescaled_from(
     >>> round(float(schedule(115)), 6), round(float(schedule(125)), 6)
     (5e-05, 4e-05)
     """
-    if not 2 <= from_pass <= epochs or not later_scale > 0 or steps_per_epoch < 1:
-        raise LenetError(f"from_pass={from_pass} must lie in 2..epochs={epochs}, "
-                         f"later_scale={later_scale} and steps_per_epoch="
-                         f"{steps_per_epoch} must be positive.")
+    if isinstance(from_pass, bool) or not isinstance(from_pass, int) or not (
+            2 <= from_pass <= epochs):
+        raise LenetError(f"from_pass={from_pass!r} must be a whole pass in 2..{epochs}, "
+                         f"the run's passes after the first.")
+    if not (math.isfinite(later_scale) and later_scale > 0) or steps_per_epoch < 1:
+        raise LenetError(f"later_scale={later_scale!r} must be positive and finite, "
+                         f"steps_per_epoch={steps_per_epoch} positive.")
     scale = learning_rate / PAPER_STEPS[0][1]
     steps = [scale * paper_step_of_pass(p) * (later_scale if p >= from_pass else 1.0)
              for p in range(1, epochs + 1)]

@@ -245,8 +245,9 @@ class TrainingConfig:
                  and p.default is inspect.Parameter.empty}
         given = set(self.schedule_options)
         if given - takes or needs - given:
-            raise LenetError(f"schedule={self.schedule!r} takes schedule_options "
-                             f"{sorted(takes) or 'none'} ({sorted(needs)} needed); "
+            takes_text = (f"schedule_options {sorted(takes)}, {sorted(needs)} needed"
+                          if takes else "no schedule_options")
+            raise LenetError(f"schedule={self.schedule!r} takes {takes_text}; "
                              f"got {sorted(given) or 'none'}.")
 
     @property

@@ -41,20 +41,27 @@ def test_rescaled_changes_only_the_passes_from_from_pass(learning_rate, later_sc
     assert float(first_of_pass_13) == pytest.approx(later_scale * learning_rate / 50)
 
 
-@pytest.mark.parametrize(("from_pass", "later_scale"), [(1, 4.0), (21, 4.0), (13, 0.0)])
-def test_rescaled_rejects_a_pass_outside_the_run_or_a_scale_not_positive(from_pass,
-                                                                        later_scale):
-    with pytest.raises(LenetError, match="from_pass"):
-        schedules.paper_steps_rescaled_from(5e-4, STEPS_PER_PASS, 20, from_pass=from_pass,
-                                            later_scale=later_scale)
+@pytest.mark.parametrize(("options", "message"), [
+    ({"from_pass": 1, "later_scale": 4.0}, r"from_pass=1 must be a whole pass in 2\.\.20"),
+    ({"from_pass": 21, "later_scale": 4.0}, "from_pass=21 must"),
+    ({"from_pass": 13.5, "later_scale": 4.0}, "from_pass=13.5 must"),
+    ({"from_pass": True, "later_scale": 4.0}, "from_pass=True must"),
+    ({"from_pass": 13, "later_scale": 0.0}, "later_scale=0.0 must be positive and finite"),
+    ({"from_pass": 13, "later_scale": float("inf")}, "later_scale=inf must"),
+])
+def test_rescaled_rejects_a_pass_outside_the_run_or_a_scale_not_positive(options, message):
+    with pytest.raises(LenetError, match=message):
+        schedules.paper_steps_rescaled_from(5e-4, STEPS_PER_PASS, 20, **options)
+    with pytest.raises(LenetError, match="steps_per_epoch=0 positive"):
+        schedules.paper_steps_rescaled_from(5e-4, 0, 20, from_pass=13, later_scale=4.0)
 
 
 @pytest.mark.parametrize(("schedule", "options", "message"), [
-    ("lenet5_paper", {"from_pass": 13}, "takes schedule_options none"),
-    ("lenet5_paper_rescaled_from", {"from_pass": 13}, r"\['from_pass', 'later_scale'\] "
-                                                      "needed"),
+    ("lenet5_paper", {"from_pass": 13}, r"takes no schedule_options; got \['from_pass'\]"),
+    ("lenet5_paper_rescaled_from", {"from_pass": 13},
+     r"\['from_pass', 'later_scale'\] needed; got \['from_pass'\]"),
     ("lenet5_paper_rescaled_from", {"from_pass": 13, "later_scale": 4, "by": 2},
-     "got"),
+     r"got \['by', 'from_pass', 'later_scale'\]"),
 ])
 def test_config_rejects_schedule_options_the_schedule_does_not_take(schedule, options,
                                                                     message):

@@ -4,7 +4,9 @@ Runs that share a seed share their training subset, initial weights and batch
 order, so the difference between two recipes is measured within each seed
 and the seed-to-seed noise they share cancels. These functions turn a table
 of runs into those paired differences, a t-based confidence interval for
-their mean, and corrections for making several comparisons at once.
+their mean, and corrections for making several comparisons at once; and they
+read seeds' test errors against the LeNet-5 appendix's goal, a band around
+the paper's value.
 """
 
 from __future__ import annotations
@@ -147,6 +149,51 @@ def against_the_goal(
         # The margin keeps a mean that rounds onto the band's edge inside it.
         "mean in band": bool(abs(mean - paper) <= goal + 1e-9),
     }
+
+
+def interval_against_band(low: float, high: float, paper: float, goal: float = 0.1) -> str:
+    """Where a confidence interval lies against a goal's band, ``paper ± goal``.
+
+    Parameters
+    ----------
+    low, high : float
+        The interval's ends (%), as :func:`t_interval` returns them.
+    paper : float
+        The paper's test error (%).
+    goal : float
+        The band's half-width, in percentage points.
+
+    Returns
+    -------
+    str
+        ``"inside the band"``, ``"above the band"``, ``"below the band"`` or
+        ``"across an edge"``; the band's edges count as inside it.
+
+    Raises
+    ------
+    LenetError
+        If ``low`` is above ``high`` or ``goal`` is negative.
+
+    Examples
+    --------
+    >>> interval_against_band(0.98, 1.15, paper=0.95)
+    'across an edge'
+    >>> interval_against_band(0.85, 1.05, paper=0.95)
+    'inside the band'
+    """
+    if not np.isfinite([low, high, paper, goal]).all() or low > high or goal < 0:
+        raise LenetError(f"interval_against_band needs finite values, low <= high and "
+                         f"goal >= 0, got low={low}, high={high}, paper={paper}, "
+                         f"goal={goal}")
+    # The margin keeps an end that rounds onto the band's edge inside it.
+    bottom, top = paper - goal - 1e-9, paper + goal + 1e-9
+    if bottom <= low and high <= top:
+        return "inside the band"
+    if low > top:
+        return "above the band"
+    if high < bottom:
+        return "below the band"
+    return "across an edge"
 
 
 def paired_t_p_value(sample: Sequence[float] | np.ndarray) -> float:

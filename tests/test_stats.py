@@ -132,3 +132,23 @@ def test_against_the_goal_reads_the_mean_against_the_band():
 def test_against_the_goal_needs_two_seeds():
     with pytest.raises(LenetError, match="at least two"):
         stats.against_the_goal([1.0], paper=0.95)
+
+
+@pytest.mark.parametrize("low, high, where", [
+    (0.98, 1.15, "across an edge"),
+    (0.86, 1.05, "inside the band"),
+    (0.85, 0.85, "inside the band"),
+    (1.06, 1.20, "above the band"),
+    (0.70, 0.84, "below the band"),
+    (0.70, 1.20, "across an edge"),
+])
+def test_interval_against_band_reads_each_case(low, high, where):
+    assert stats.interval_against_band(low, high, paper=0.95) == where
+
+
+@pytest.mark.parametrize("low, high, goal", [
+    (1.2, 1.0, 0.1), (0.9, 1.0, -0.1), (float("nan"), 1.0, 0.1), (0.9, float("inf"), 0.1),
+])
+def test_interval_against_band_refuses_what_it_cannot_read(low, high, goal):
+    with pytest.raises(LenetError, match="finite values, low <= high and goal >= 0"):
+        stats.interval_against_band(low, high, paper=0.95, goal=goal)

@@ -1,3 +1,7 @@
+import ast
+from pathlib import Path
+
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,6 +9,8 @@ import pytest
 from lenet_utils import LenetError, training
 from lenet_utils.device import device_name
 from lenet_utils.profile import get_profile
+
+CHAPTER_9B = Path(__file__).parents[1] / "notebooks" / "09b_lenet5_new_seeds.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +213,21 @@ def test_sdlm_recipe_is_chapter_9cs_single_image_recipe():
     assert (recipe.batch_size, recipe.epochs, recipe.seed) == (1, 20, 2)
     assert (recipe.curvature, recipe.validate) == ("first_pass", "at_end")
     assert training.sdlm_recipe(get_profile("quick")).epochs < 20
+
+
+def test_small_batch_recipes_are_chapter_9bs():
+    # Chapter 9h adds seeds to chapter 9b's runs through this function, so it
+    # must give the configurations chapter 9b's own cell assigns.
+    cell = next(cell.source for cell in nbformat.read(CHAPTER_9B, as_version=4).cells
+                if cell.cell_type == "code" and "recipes = {" in cell.source)
+    assignments = [node for node in ast.parse(cell).body if isinstance(node, ast.Assign)
+                   and node.targets[0].id in ("recipe", "recipes")]
+    namespace = {"TrainingConfig": training.TrainingConfig, "BATCH_SIZE": 16, "EPOCHS": 20}
+    exec(compile(ast.Module(assignments, type_ignores=[]), "09b", "exec"), namespace)
+    assert len(assignments) == 2
+    assert training.small_batch_recipes(get_profile("full")) == namespace["recipes"]
+    assert all(config.epochs < 20 for config in
+               training.small_batch_recipes(get_profile("quick")).values())
 
 
 def test_with_gaps():

@@ -1,0 +1,85 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lenet_utils import LenetError
+from lenet_utils.stored import printed_table
+
+PIVOT = pd.DataFrame(
+    {"recipe": ["as published"] * 2 + ["with distortions"] * 2, "seed": [3, 4] * 2,
+     "test error (%)": [1.06, 0.98, 0.9, 0.78]}
+).pivot(index="recipe", columns="seed", values="test error (%)")
+
+
+def write_notebook(path, cells):
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+def table_cell(text, tags=("errors",)):
+    return {"cell_type": "code", "metadata": {"tags": list(tags)}, "source": "",
+            "outputs": [{"output_type": "execute_result",
+                         "data": {"text/plain": text.splitlines(keepends=True)}}]}
+
+
+def test_printed_table_reads_back_what_pandas_printed(tmp_path):
+    path = write_notebook(tmp_path / "a.ipynb", [
+        {"cell_type": "markdown", "metadata": {"tags": ["errors"]}, "source": ""},
+        table_cell(repr(PIVOT)),
+    ])
+    pd.testing.assert_frame_equal(printed_table(path, "errors"), PIVOT)
+
+
+def test_printed_table_keeps_labels_that_are_not_numbers(tmp_path):
+    table = PIVOT.rename(columns={3: "a", 4: "bx"})
+    path = write_notebook(tmp_path / "a.ipynb", [table_cell(repr(table))])
+    assert list(printed_table(path, "errors").columns) == ["a", "bx"]
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([], "0 code cells are tagged 'errors'"),
+    ([table_cell(repr(PIVOT))] * 2, "2 code cells"),
+    ([table_cell(repr(PIVOT), tags=("other",))], "0 code cells"),
+    ([{**table_cell(""), "outputs": []}], "no stored table"),
+    ([table_cell("just one line\n")], "not a table"),
+    ([table_cell("seed  3  4\nrecipe\npublished  1.06\n")], "fewer than 2 values"),
+    ([table_cell("seed  3  4\nrecipe\nas published  1.06  n/a\n")], "not a number"),
+    ([table_cell("seed  3  4\nrecipe\n")], "not a table"),
+])
+def test_printed_table_refuses_what_it_cannot_read(tmp_path, cells, message):
+    path = write_notebook(tmp_path / "a.ipynb", cells)
+    with pytest.raises(LenetError, match=message):
+        printed_table(path, "errors")
+
+
+def test_printed_table_refuses_a_table_it_would_misread(tmp_path):
+    unnamed = PIVOT.rename_axis(columns=None)
+    with pd.option_context("display.max_columns", 2):
+        truncated = repr(PIVOT.reindex(columns=[3, 4, 5], fill_value=1.0))
+    for text, message in [(repr(unnamed), "no name for its columns"),
+                          (truncated, "printed truncated"),
+                          (repr(PIVOT) + "  ", "could not be read back exactly")]:
+        path = write_notebook(tmp_path / "a.ipynb", [table_cell(text)])
+        with pytest.raises(LenetError, match=message):
+            printed_table(path, "errors")
+
+
+def test_printed_table_names_a_missing_or_broken_notebook(tmp_path):
+    with pytest.raises(LenetError, match="absent.ipynb is missing"):
+        printed_table(tmp_path / "absent.ipynb", "errors")
+    (tmp_path / "broken.ipynb").write_text('{"cells": [')
+    with pytest.raises(LenetError, match="is not a stored notebook"):
+        printed_table(tmp_path / "broken.ipynb", "errors")
+
+
+def test_chapter_9h_reads_chapter_9bs_stored_errors():
+    chapter_9b = Path(__file__).parents[1] / "notebooks" / "09b_lenet5_new_seeds.ipynb"
+    errors = printed_table(chapter_9b, "new-seed-errors")
+    assert list(errors.index) == ["as published", "with distortions"]
+    assert list(errors.columns) == [3, 4, 5, 6, 7]
+    # Chapter 9b's summary printed these means of the same stored outputs.
+    assert round(errors.loc["as published"].mean(), 3) == 1.064
+    assert round(errors.loc["with distortions"].mean(), 3) == 0.912

@@ -172,7 +172,8 @@ def interval_against_band(low: float, high: float, paper: float, goal: float = 0
     Raises
     ------
     LenetError
-        If ``low`` is above ``high`` or ``goal`` is negative.
+        If a value is not finite, ``low`` is above ``high`` or ``goal`` is
+        negative.
 
     Examples
     --------

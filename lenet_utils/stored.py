@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -20,9 +21,10 @@ def printed_table(notebook: str | os.PathLike, tag: str) -> pd.DataFrame:
     """The table that the cell tagged ``tag`` in a stored notebook displayed.
 
     The table is read from the cell's ``text/plain`` output, as pandas prints a
-    frame of numbers whose row index and column index are both named, such as
-    a pivot table: a first line with the columns' name and labels, a second
-    with the rows' name, then one line per row, its label and its values.
+    frame of numbers whose row index is named: a first line with the columns'
+    name, if they have one, and their labels, a second with the rows' name,
+    then one line per row, its label and its values. A pivot table has both
+    names; a table of results per seed often only the rows'.
 
     Parameters
     ----------
@@ -34,8 +36,10 @@ def printed_table(notebook: str | os.PathLike, tag: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Float values; the row labels as printed, the column labels (which
-        must hold no spaces) as int where every one of them reads as an int.
+        Float values; the row and column labels as printed, each as int where
+        every one of them reads as an int. Column labels may hold single
+        spaces when the columns have no name (pandas then sets the labels at
+        least two spaces apart); under a name they must hold none.
 
     Raises
     ------
@@ -68,10 +72,11 @@ def _parse_table(text: str, where: str) -> pd.DataFrame:
     header, index_name, *rows = text.splitlines() + ["", ""]
     rows = [row for row in rows if row.strip()]
     if header[:1].isspace():
-        raise LenetError(f"{where} has no name for its columns")
-    columns_name, *labels = header.split() or [""]
-    if not labels or len(index_name.split()) != 1 or not rows:
-        raise LenetError(f"{where} is not a table with named rows and columns")
+        columns_name, labels = None, re.split(r"\s{2,}", header.strip())
+    else:
+        columns_name, *labels = header.split() or [""]
+    if not any(labels) or len(index_name.split()) != 1 or not rows:
+        raise LenetError(f"{where} is not a table with named rows")
     values, names = [], []
     for row in rows:
         words = row.split()
@@ -84,11 +89,14 @@ def _parse_table(text: str, where: str) -> pd.DataFrame:
             raise LenetError(f"{where}: row {row!r} holds a value that is not a "
                              "number") from error
         names.append(" ".join(words[:-len(labels)]))
+    return pd.DataFrame(values, index=_labels(names, index_name.strip()),
+                        columns=_labels(labels, columns_name))
+
+
+def _labels(labels: list[str], name: str | None) -> pd.Index:
+    """An index of ``labels``, as ints where every one of them reads as an int."""
     numbered = all(label.lstrip("-").isdigit() for label in labels)
-    columns = pd.Index([int(label) for label in labels] if numbered else labels,
-                       name=columns_name)
-    return pd.DataFrame(values, index=pd.Index(names, name=index_name.strip()),
-                        columns=columns)
+    return pd.Index([int(label) for label in labels] if numbered else labels, name=name)
 
 
 def _tagged_output(notebook: Path, tag: str) -> str:

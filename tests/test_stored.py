@@ -55,11 +55,20 @@ def test_printed_table_refuses_what_it_cannot_read(tmp_path, cells, message):
         printed_table(path, "errors")
 
 
+def test_printed_table_reads_columns_without_a_name(tmp_path):
+    # As chapter 9c prints its runs: seeds down, labels with spaces across.
+    runs = pd.DataFrame({"test error (%)": [1.39, 1.35], "training error (%)": [0.9, 0.81]},
+                        index=pd.Index([0, 1], name="seed"))
+    for table in [runs, PIVOT.rename_axis(columns=None)]:
+        path = write_notebook(tmp_path / "a.ipynb", [table_cell(repr(table))])
+        pd.testing.assert_frame_equal(printed_table(path, "errors"), table)
+
+
 def test_printed_table_refuses_a_table_it_would_misread(tmp_path):
-    unnamed = PIVOT.rename_axis(columns=None)
+    double_spaced = pd.DataFrame({"test  error": [1.39]}, index=pd.Index([0], name="seed"))
     with pd.option_context("display.max_columns", 2):
         truncated = repr(PIVOT.reindex(columns=[3, 4, 5], fill_value=1.0))
-    for text, message in [(repr(unnamed), "no name for its columns"),
+    for text, message in [(repr(double_spaced), "fewer than 2 values"),
                           (truncated, "printed truncated"),
                           (repr(PIVOT) + "  ", "could not be read back exactly")]:
         path = write_notebook(tmp_path / "a.ipynb", [table_cell(text)])
@@ -83,3 +92,13 @@ def test_chapter_9h_reads_chapter_9bs_stored_errors():
     # Chapter 9b's summary printed these means of the same stored outputs.
     assert round(errors.loc["as published"].mean(), 3) == 1.064
     assert round(errors.loc["with distortions"].mean(), 3) == 0.912
+
+
+def test_chapter_9i_reads_chapter_9hs_stored_errors():
+    chapter_9h = Path(__file__).parents[1] / "notebooks" / "09h_lenet5_more_seeds.ipynb"
+    errors = printed_table(chapter_9h, "more-seed-errors")
+    assert list(errors.index) == ["as published", "with distortions"]
+    assert list(errors.columns) == [8, 9, 10, 11, 12]
+    # Chapter 9h's table of means printed these of the same stored outputs.
+    assert round(errors.loc["as published"].mean(), 3) == 1.086
+    assert round(errors.loc["with distortions"].mean(), 3) == 0.922

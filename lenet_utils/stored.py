@@ -46,7 +46,8 @@ def printed_table(notebook: str | os.PathLike, tag: str) -> pd.DataFrame:
     LenetError
         If the notebook is missing or not a notebook, if not exactly one code
         cell has the tag, or if its output is not a table in that layout that
-        reads back to the same print (not truncated, wrapped or unnamed).
+        reads back to the same print (not truncated, wrapped, or with rows
+        that have no name).
 
     Examples
     --------
@@ -55,17 +56,17 @@ def printed_table(notebook: str | os.PathLike, tag: str) -> pd.DataFrame:
     """
     text = _tagged_output(Path(notebook), tag).rstrip("\n")
     table = _parse_table(text, f"{notebook}: the table tagged {tag!r}")
-    # Reading back must give the same print: a truncated, wrapped or unnamed
-    # table would otherwise be misread without a word.
+    # Reading back must give the same print: a truncated or wrapped table, or
+    # one whose rows have no name, would otherwise be misread without a word.
     if repr(table) != text:
         raise LenetError(f"{notebook}: the table tagged {tag!r} could not be read back "
-                         "exactly; it may be truncated ('...'), wrapped ('\\') or "
-                         "lack a name for its rows or columns")
+                         "exactly; it may be truncated ('...'), wrapped ('\\'), lack a "
+                         "name for its rows, or hold a label with two spaces in it")
     return table
 
 
 def _parse_table(text: str, where: str) -> pd.DataFrame:
-    """The frame that pandas printed as ``text``, its rows and columns named."""
+    """The frame that pandas printed as ``text``, its rows named."""
     if any("..." in line.split() or line.endswith("\\") for line in text.splitlines()):
         raise LenetError(f"{where} was printed truncated ('...') or wrapped ('\\'): "
                          "display it whole where it is made")
